@@ -1,0 +1,100 @@
+"""Every attribute, span-event and log-event name that ``auditspan`` writes.
+
+One place for the names, so that the README's mapping table, the collector,
+the tests and the collector configurations cannot drift apart.
+
+Two families:
+
+* ``gen_ai.*`` -- the OpenTelemetry GenAI semantic conventions for agents and
+  tools (``invoke_agent`` / ``execute_tool`` spans). Defined here as plain
+  strings because the maintained Python constants moved between packages.
+* ``auditspan.*`` -- this package's own prefix for the audit facts that have no
+  convention yet: seed-event fields, decisions, outcomes, semantic types.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Instrumentation scope name for the tracer, the logger and the meter.
+INSTRUMENTATION_SCOPE: Final = "auditspan"
+
+# --- GenAI semantic conventions -------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+ERROR_TYPE: Final = "error.type"
+
+OPERATION_INVOKE_AGENT: Final = "invoke_agent"
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+TOOL_TYPE_FUNCTION: Final = "function"
+#: ``error.type`` value when no low-cardinality class name is known.
+ERROR_TYPE_OTHER: Final = "_OTHER"
+
+# --- auditspan: the prefix every own attribute carries ----------------------
+PREFIX: Final = "auditspan."
+
+# Turn span
+TURN_ID: Final = "auditspan.turn.id"
+TURN_PROMPT_PREVIEW: Final = "auditspan.turn.prompt_preview"
+TURN_CONTENT_PREVIEW: Final = "auditspan.turn.content_preview"
+TURN_FUNCTION_CALLS_COUNT: Final = "auditspan.turn.function_calls_count"
+#: Why a turn span ended without its ``turn_end`` event ("evicted", "stale", "shutdown").
+TURN_INCOMPLETE: Final = "auditspan.turn.incomplete"
+#: True when the turn span was opened for a turn id whose ``turn_start`` was never seen.
+TURN_SYNTHETIC: Final = "auditspan.turn.synthetic"
+SESSION_ID: Final = "auditspan.session.id"
+
+# Tool-call span
+TOOL_ARGUMENTS_PREVIEW: Final = "auditspan.tool.arguments_preview"
+TOOL_RESULT_PREVIEW: Final = "auditspan.tool.result_preview"
+TOOL_STATUS: Final = "auditspan.tool.status"
+TOOL_DURATION_MS: Final = "auditspan.tool.duration_ms"
+#: 1 for the first attempt of a call, 2 for its first retry, ...
+TOOL_ATTEMPT: Final = "auditspan.tool.attempt"
+#: One of the ``OUTCOME_*`` values below: what happened to the call, at a glance.
+TOOL_OUTCOME: Final = "auditspan.tool.outcome"
+TOOL_ERROR_MESSAGE: Final = "auditspan.tool.error_message"
+POLICY_DECISION: Final = "auditspan.policy.decision"
+POLICY_SOURCE: Final = "auditspan.policy.source"
+SANDBOX_BACKEND: Final = "auditspan.sandbox.backend"
+SANDBOX_CONTEXT: Final = "auditspan.sandbox.context"
+LOOP_STATUS: Final = "auditspan.loop.status"
+#: Semantic operation type of the call (seed 004: ``DATABASE_READ``, ...).
+OPERATION_TYPE: Final = "auditspan.operation.type"
+OPERATION_CUSTOM_TYPE: Final = "auditspan.operation.custom_type"
+OPERATION_RISK: Final = "auditspan.operation.risk"
+OPERATION_CATEGORY: Final = "auditspan.operation.category"
+OPERATION_TARGET: Final = "auditspan.operation.target"
+
+OUTCOME_SUCCESS: Final = "success"
+OUTCOME_FAILURE: Final = "failure"
+OUTCOME_DENIED: Final = "denied"
+OUTCOME_BLOCKED: Final = "blocked"
+#: Governing events (policy allow, loop check) arrived but no attempt followed.
+OUTCOME_NOT_ATTEMPTED: Final = "not_attempted"
+#: The attempt was seen but neither completion nor failure before the turn ended.
+OUTCOME_INCOMPLETE: Final = "incomplete"
+
+# error.type values the collector sets itself (low cardinality)
+ERROR_TYPE_DENIED: Final = "ToolCallDenied"
+ERROR_TYPE_BLOCKED: Final = "ToolLoopBlocked"
+ERROR_TYPE_TOOL_INCOMPLETE: Final = "ToolCallIncomplete"
+ERROR_TYPE_TURN_INCOMPLETE: Final = "TurnIncomplete"
+
+# --- span events and log events ------------------------------------------------
+#: Span events and log records are named ``audit.<event_type>``.
+EVENT_NAME_PREFIX: Final = "audit."
+#: Every span event / log record carries the record's id and severity ...
+EVENT_ID: Final = "auditspan.event_id"
+EVENT_SEVERITY: Final = "auditspan.severity"
+EVENT_TYPE: Final = "auditspan.event_type"
+#: ... its metadata as one JSON string (dict-valued attributes render poorly in UIs) ...
+EVENT_METADATA: Final = "auditspan.metadata"
+#: ... and each seed field ``f`` as ``auditspan.<f>`` (``auditspan.action``, ...).
+EVENT_FIELD_PREFIX: Final = PREFIX

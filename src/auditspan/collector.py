@@ -1,0 +1,1147 @@
+"""``SpanCollector``: the audit event stream becomes traces and canonical records.
+
+An audit collector in the seed system's sense (``emit(event)``, ``flush()``,
+plus ``shutdown()``): it plugs into an ``AuditEmitter`` (this package's or the
+seed system's) or a ``CompositeCollector``, and accepts this package's events,
+the seed system's event objects (anything with ``to_dict()``) and plain dicts::
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from auditspan import AuditEmitter, SpanCollector
+
+    collector = SpanCollector(tracer_provider=TracerProvider(), audit_log="audit.jsonl")
+    audit = AuditEmitter(collector, session_id="sess-01")
+
+How the stream maps onto spans (the README has the full table):
+
+* ``turn_start`` .. ``turn_end`` is a span ``invoke_agent {agent}``; it is a
+  child of the OTel span current at ``turn_start`` if there is one, else a root.
+* Each tool call is a child span ``execute_tool {tool}`` of its turn. The
+  events that govern a call arrive *before* its attempt (loop check, policy
+  decision, argument hook): they are held as the call's pending span events,
+  and the span starts at the first of them once the attempt arrives -- with
+  its semantic type, decision and arguments known at start, for samplers. A
+  call refused by policy or blocked by the loop detector never gets an
+  attempt: its span is made at once, status ERROR, ``auditspan.tool.outcome``
+  ``denied`` / ``blocked``.
+* Completion ends the span at the event's time; a failure also sets status
+  ERROR and ``error.type``. The next attempt of a failed tool in the same turn
+  is a retry: ``auditspan.tool.attempt`` counts up and the span links to the
+  failed attempt.
+* Policy, sandbox, loop, hook, error and unknown events are span events
+  ``audit.<event_type>`` (and/or log records with that ``event_name``).
+* Times come from the events' own timestamps.
+
+Matching without call ids: a completion, a sandbox decision or a result hook
+belongs to the open call of that tool in that turn that was attempted on the
+same thread, else to the oldest (``metadata["tool_call_id"]`` matches exactly
+when the runtime provides it). Events with ``turn_id=None`` go to the most
+recent open turn of the same session and agent; with none open, a tool call
+becomes a child of the current OTel span or a root span of its own. A turn id
+never started opens a *synthetic* turn (``auditspan.turn.synthetic``).
+
+State is bounded: at most ``max_open_turns`` turns (the least recently active
+is ended, ``auditspan.turn.incomplete="evicted"``) and ``max_calls_per_turn``
+unfinished calls per turn; turns idle for ``stale_turn_after_s`` end on the
+next ``flush()`` or turn start; ``shutdown()`` ends all of them.
+
+Nothing raises into the agent: an internal failure is counted in
+``stats.internal_errors``, logged once, and the event's record is still
+written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+
+from . import attributes as attr
+from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
+from ._sanitize import clean_str
+from .audit_log import AuditLogExporter, open_audit_log
+from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
+from .governance import governance_envelope, is_refusal
+from .records import build_record, empty_governance, encode_record
+
+__all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]
+
+_logger = logging.getLogger(__name__)
+
+#: Accepted values of ``events_as``.
+EVENTS_AS = ("span_events", "logs", "both")
+
+_TURN_START = "turn_start"
+_TURN_END = "turn_end"
+_ATTEMPT = "tool_call_attempt"
+_COMPLETE = "tool_call_complete"
+_FAILURE = "tool_call_failure"
+_POLICY = "tool_policy_decision"
+_SANDBOX = "sandbox_decision"
+_LOOP_WARNING = "tool_loop_warning"
+_LOOP_BLOCK = "tool_loop_block"
+_HOOK = "hook_mutation"
+_ERROR = "error"
+
+#: Events that come before a call's attempt and belong to that call.
+_GOVERNING = frozenset({_POLICY, _LOOP_WARNING, _LOOP_BLOCK})
+#: Seed fields that the span itself carries, so span events need not repeat them.
+_ENVELOPE_FIELDS = frozenset({"event_type", "timestamp", "agent_id", "turn_id", "session_id", "tool_name"})
+_CONTENT_FIELDS = ("prompt_preview", "content_preview", "arguments_preview", "result_preview")
+_SCRUBBED_FIELDS = ("error_message", "error_context", "reason", "policy_source", "pattern", "context")
+_OPTIONAL_STR_FIELDS = ("agent_id", "turn_id", "session_id")
+_INVALID = "auditspan.invalid_event"
+_COERCED = "auditspan.coerced"
+#: Event-specific fields and the default that gives their type (from the event classes).
+_TYPED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
+    cls.event_type: tuple(
+        (f.name, f.default) for f in dataclass_fields(cls) if f.name not in BASE_FIELDS and f.init
+    )
+    for cls in EVENT_CLASSES.values()
+}
+_DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
+_SEED_ORDER = {name: i for i, name in enumerate(BASE_FIELDS)}
+_SEVERITY_NUMBERS = {
+    "debug": 5,
+    "info": 9,
+    "notice": 10,
+    "warning": 13,
+    "warn": 13,
+    "error": 17,
+    "critical": 21,
+}
+
+
+@dataclass
+class CollectorStats:
+    """Counters of a ``SpanCollector``; they only grow."""
+
+    events: int = 0
+    invalid_events: int = 0
+    records: int = 0
+    turns_started: int = 0
+    turns_ended: int = 0
+    turns_evicted: int = 0
+    turns_stale: int = 0
+    synthetic_turns: int = 0
+    tool_spans: int = 0
+    calls_evicted: int = 0
+    bad_timestamps: int = 0
+    internal_errors: int = 0
+
+
+class _Event:
+    """One event on its way through the collector: its cleaned fields, id and time."""
+
+    __slots__ = ("fields", "id", "ts")
+
+    def __init__(self, fields: dict[str, Any], event_id: str, ts: int) -> None:
+        self.fields = fields
+        self.id = event_id
+        self.ts = ts
+
+
+@dataclass(eq=False)
+class _Call:
+    """One tool call attempt, from its first governing event to its end."""
+
+    tool_name: str
+    trace_id: int
+    span_id: int
+    parent: otel_context.Context | None
+    start_ns: int
+    thread: int
+    call_id: str | None
+    classification: Any = None
+    attempt: int = 1
+    span: Span | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[_Event] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    governance: dict[str, Any] | None = None
+    links: list[Link] = field(default_factory=list)
+    refused: bool = False
+
+
+@dataclass(eq=False)
+class _Turn:
+    """An open turn (or, with ``span=None``, the home of tool calls that have no turn)."""
+
+    key: tuple[str | None, str | None, str | None]
+    span: Span | None
+    context: otel_context.Context | None
+    trace_id: int
+    span_id: int
+    agent_id: str | None
+    session_id: str | None
+    turn_id: str | None
+    start_ns: int
+    last_ns: int
+    last_seen: float
+    pending: dict[str, list[_Call]] = field(default_factory=dict)
+    open: dict[str, list[_Call]] = field(default_factory=dict)
+    failed: dict[str, _Call] = field(default_factory=dict)
+    calls: int = 0
+
+
+class SpanCollector:
+    """Turns audit events into spans, span events / log records and canonical records.
+
+    Args:
+        tracer_provider: where spans go; the global provider when None.
+        logger_provider: where log records go (``events_as`` "logs"/"both");
+            the global one when None.
+        audit_log: a path, a text/binary stream, an audit-log exporter
+            (``export``/``force_flush``/``shutdown``), or None for no log.
+        events_as: ``"span_events"`` (default), ``"logs"`` or ``"both"``.
+        classifier: maps a tool call to its semantic operation type (an object
+            with ``classify(tool_name, arguments_preview, metadata)``).
+        redactor: applies the capture policy to previews and secrets to every
+            string (an object with ``capture``, ``scrub`` and ``redact_value``).
+        rules: a behavioural-rule engine (``observe(record) -> matches``).
+        ids: ``RandomIds()`` (default) or ``DeterministicIds()`` for replays.
+        max_open_turns, max_calls_per_turn, stale_turn_after_s: state bounds.
+        flush_timeout_s: the longest ``flush()`` waits for each exporter.
+
+    Raises:
+        ValueError: for a bad ``events_as``, a non-positive bound or an
+            ``audit_log`` that cannot be opened (the message names it).
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        logger_provider: Any = None,
+        audit_log: str | Any | AuditLogExporter | IO[Any] | None = None,
+        events_as: str = "span_events",
+        *,
+        classifier: Any = None,
+        redactor: Any = None,
+        rules: Any = None,
+        ids: RandomIds | DeterministicIds | None = None,
+        max_open_turns: int = 10_000,
+        max_calls_per_turn: int = 1_024,
+        stale_turn_after_s: float = 3_600.0,
+        flush_timeout_s: float = 10.0,
+    ) -> None:
+        if events_as not in EVENTS_AS:
+            raise ValueError(f"events_as must be one of {', '.join(EVENTS_AS)}; got {events_as!r}")
+        for name, value in (
+            ("max_open_turns", max_open_turns),
+            ("max_calls_per_turn", max_calls_per_turn),
+            ("stale_turn_after_s", stale_turn_after_s),
+            ("flush_timeout_s", flush_timeout_s),
+        ):
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        self._tracer_provider = tracer_provider
+        self._logger_provider = logger_provider
+        self._tracer: trace.Tracer | None = None
+        self._injector: _InjectingIdGenerator | None = None
+        self._logger: Any = None
+        self.audit_log: AuditLogExporter | None = open_audit_log(audit_log)
+        self.events_as = events_as
+        self._span_events = events_as in ("span_events", "both")
+        self._log_events = events_as in ("logs", "both")
+        if classifier is None:
+            from .classification import Classifier
+
+            classifier = Classifier()
+        self.classifier = classifier
+        self.redactor = redactor
+        self.rules = rules
+        self._ids = ids or RandomIds()
+        self._max_open_turns = max_open_turns
+        self._max_calls_per_turn = max_calls_per_turn
+        self._stale_after = stale_turn_after_s
+        self._flush_timeout_ms = int(flush_timeout_s * 1000)
+        self._turns: OrderedDict[tuple[str | None, str | None, str | None], _Turn] = OrderedDict()
+        self._latest: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None]] = {}
+        self._lock = threading.RLock()
+        self._position = 0
+        self._closed = False
+        self._error_logged = False
+        self.stats = CollectorStats()
+
+    # ------------------------------------------------------------------ public
+    def emit(self, event: Any) -> None:
+        """Take one audit event. Never raises."""
+        try:
+            fields, ts = self._fields_of(event)
+        except Exception as exc:
+            self._internal_error(exc)
+            fields, ts = self._cleaned({"metadata": {_INVALID: clean_str(type(event).__name__)}})
+        record: dict[str, Any] | None = None
+        event_id = ""
+        try:
+            with self._lock:
+                self.stats.events += 1
+                self._position += 1
+                event_id = self._event_id(fields)
+                record = self._route(_Event(fields, event_id, ts))
+        except Exception as exc:
+            self._internal_error(exc)
+        if record is None:
+            record = self._bare_record(fields, event_id)
+        self._write(record, ts)
+
+    def flush(self) -> None:
+        """End stale turns and push spans, log records and audit records out (bounded wait)."""
+        try:
+            with self._lock:
+                self._end_stale_turns(time.monotonic())
+            self.force_flush(self._flush_timeout_ms)
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the audit log, the tracer provider and the logger provider; True if all did."""
+        ok = True
+        if self.audit_log is not None:
+            ok = self.audit_log.force_flush(timeout_millis) and ok
+        for provider in (self._tracer_provider, self._logger_provider):
+            flush: Callable[[int], bool] | None = getattr(provider, "force_flush", None)
+            if flush is not None:
+                ok = bool(flush(timeout_millis)) and ok
+        return ok
+
+    def shutdown(self) -> None:
+        """End every open turn (marked incomplete), flush, and close the audit log.
+
+        Providers are not shut down: they may belong to the application
+        (``configure()``'s handle shuts down the ones it created).
+        """
+        if self._closed:
+            return
+        try:
+            with self._lock:
+                self._closed = True
+                for turn in list(self._turns.values()):
+                    self._end_turn(turn, turn.last_ns, incomplete="shutdown")
+            self.force_flush(self._flush_timeout_ms)
+        except Exception as exc:
+            self._internal_error(exc)
+        if self.audit_log is not None:
+            self.audit_log.shutdown()
+        if self.stats.internal_errors:
+            _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
+
+    @property
+    def open_turns(self) -> int:
+        """How many turns are open now (bounded by ``max_open_turns``)."""
+        return sum(1 for turn in self._turns.values() if turn.span is not None)
+
+    # ----------------------------------------------------------------- inputs
+    def _fields_of(self, event: Any) -> tuple[dict[str, Any], int]:
+        if isinstance(event, AuditEvent):
+            fields = event.fields_view()
+        elif isinstance(event, Mapping):
+            fields = dict(event)
+        elif hasattr(event, "to_dict"):
+            fields = event.to_dict()
+            if not isinstance(fields, dict):
+                raise TypeError(f"{type(event).__name__}.to_dict() returned {type(fields).__name__}")
+        else:  # not an event at all: still recorded, as evidence that something was emitted
+            self.stats.invalid_events += 1
+            fields = {"metadata": {_INVALID: clean_str(repr(event))[:2_000]}}
+        return self._cleaned(fields)
+
+    def _cleaned(self, fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The fields with the record schema's types, the capture policy applied, and the time in ns.
+
+        A value of the wrong type is replaced (by its string, or the field's
+        default) and its original kept, as text, in ``metadata["auditspan.coerced"]``.
+        """
+        coerced: dict[str, str] = {}
+        metadata = fields.get("metadata")
+        if not isinstance(metadata, dict):
+            if metadata is not None:
+                coerced["metadata"] = clean_str(metadata)
+            metadata = {}
+        event_type = fields.get("event_type")
+        if not isinstance(event_type, str) or not event_type:
+            if event_type not in (None, ""):
+                coerced["event_type"] = clean_str(event_type)
+            event_type = "base"
+        fields["event_type"] = event_type
+        stamp = fields.get("timestamp")
+        ts = 0
+        if isinstance(stamp, str):
+            with contextlib.suppress(ValueError):
+                ts = timestamp_to_ns(stamp)
+        if not ts:
+            self.stats.bad_timestamps += 1
+            if stamp is not None:
+                coerced["timestamp"] = clean_str(stamp)
+            ts = time.time_ns()
+            fields["timestamp"] = _iso_from_ns(ts)  # when auditspan received it
+        for name in _OPTIONAL_STR_FIELDS:
+            value = fields.get(name)
+            if value is not None and not isinstance(value, str):
+                coerced[name] = clean_str(value)
+                fields[name] = coerced[name]
+            elif name not in fields:
+                fields[name] = None
+        severity = fields.get("severity")
+        if not isinstance(severity, str):
+            if severity is not None:
+                coerced["severity"] = clean_str(severity)
+            fields["severity"] = _DEFAULT_SEVERITY.get(event_type, "info")
+        for name, default in _TYPED_FIELDS.get(event_type, ()):
+            value = fields.get(name, default)
+            if isinstance(default, str):
+                ok = isinstance(value, str)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            else:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok:
+                coerced[name] = clean_str(value)
+                value = coerced[name] if isinstance(default, str) else default
+            fields[name] = value
+        redactor = self.redactor
+        if redactor is not None:
+            for name in _CONTENT_FIELDS:
+                value = fields.get(name)
+                if isinstance(value, str) and value:
+                    fields[name] = redactor.capture(value)
+            for name in _SCRUBBED_FIELDS:
+                value = fields.get(name)
+                if isinstance(value, str) and value:
+                    fields[name] = redactor.scrub(value)
+            if metadata:
+                metadata = redactor.redact_value(metadata)
+        if coerced:
+            metadata = {**metadata, _COERCED: coerced}
+        fields["metadata"] = metadata
+        return _in_seed_order(fields), ts
+
+    # ----------------------------------------------------------------- routing
+    def _route(self, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        event_type: str = fields["event_type"]
+        tool_name = fields.get("tool_name")
+        if event_type == _TURN_START:
+            return self._on_turn_start(ev)
+        if event_type == _TURN_END:
+            return self._on_turn_end(ev)
+        turn = self._turn_for(fields, ts)
+        if isinstance(tool_name, str) and tool_name:
+            if event_type == _ATTEMPT:
+                return self._on_attempt(turn, ev)
+            if event_type in (_COMPLETE, _FAILURE):
+                return self._on_call_end(turn, ev)
+            if event_type in _GOVERNING or (event_type == _HOOK and fields.get("mutated_field") != "result"):
+                return self._on_governing(turn, ev)
+            if event_type in (_SANDBOX, _HOOK) or self._find(turn.open, fields) is not None:
+                return self._on_during_call(turn, ev)
+        return self._on_turn_event(turn, ev)
+
+    # turns ----------------------------------------------------------------------
+    def _on_turn_start(self, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        key = self._key(fields)
+        turn = self._turns.get(key)
+        if turn is None or turn.span is None:
+            self._end_stale_turns(time.monotonic())
+            turn = self._open_turn(key, fields, ts, synthetic=False)
+        else:  # a repeated turn_start: same turn, noted as an event
+            self._add_event(turn.span, ev)
+        prompt = fields.get("prompt_preview")
+        if prompt and turn.span is not None:
+            turn.span.set_attribute(attr.TURN_PROMPT_PREVIEW, str(prompt))
+        return self._record(ev, turn.trace_id, turn.span_id, "WORKFLOW_START")
+
+    def _on_turn_end(self, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        key = self._key(fields)
+        turn = self._turns.get(key)
+        if turn is None or turn.span is None:
+            turn = self._open_turn(key, fields, ts, synthetic=True)
+        record = self._record(ev, turn.trace_id, turn.span_id, "WORKFLOW_COMPLETE")
+        span = turn.span
+        assert span is not None
+        content = fields.get("content_preview")
+        if content:
+            span.set_attribute(attr.TURN_CONTENT_PREVIEW, str(content))
+        count = fields.get("function_calls_count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            span.set_attribute(attr.TURN_FUNCTION_CALLS_COUNT, count)
+        self._end_turn(turn, ts, incomplete=None)
+        return record
+
+    def _key(self, fields: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+        return (_opt_str(fields.get("session_id")), _opt_str(fields.get("turn_id")), None)
+
+    def _open_turn(
+        self,
+        key: tuple[str | None, str | None, str | None],
+        fields: dict[str, Any],
+        ts: int,
+        *,
+        synthetic: bool,
+    ) -> _Turn:
+        session_id, turn_id, _ = key
+        agent_id = _opt_str(fields.get("agent_id"))
+        metadata = fields["metadata"]
+        agent_name = _opt_str(metadata.get("agent_name")) or agent_id
+        parent = self._current_parent()
+        anchor = f"{session_id}|{turn_id}|{fields.get('timestamp')}"
+        trace_id = self._parent_trace_id(parent) or self._ids.trace_id(anchor)
+        span_id = self._ids.span_id("turn|" + anchor)
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_INVOKE_AGENT,
+        }
+        if agent_id:
+            attributes[attr.GEN_AI_AGENT_ID] = agent_id
+        if agent_name:
+            attributes[attr.GEN_AI_AGENT_NAME] = agent_name
+        if session_id:
+            attributes[attr.GEN_AI_CONVERSATION_ID] = session_id
+        if turn_id:
+            attributes[attr.TURN_ID] = turn_id
+        if synthetic:
+            attributes[attr.TURN_SYNTHETIC] = True
+            self.stats.synthetic_turns += 1
+        name = f"{attr.OPERATION_INVOKE_AGENT} {agent_name}" if agent_name else attr.OPERATION_INVOKE_AGENT
+        span = self._start_span(name, parent, ts, attributes, trace_id, span_id)
+        ctx = span.get_span_context()
+        turn = _Turn(
+            key=key,
+            span=span,
+            context=trace.set_span_in_context(span),
+            trace_id=ctx.trace_id if ctx.is_valid else trace_id,
+            span_id=ctx.span_id if ctx.is_valid else span_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            turn_id=turn_id,
+            start_ns=ts,
+            last_ns=ts,
+            last_seen=time.monotonic(),
+        )
+        self._turns[key] = turn
+        self._latest[(session_id, agent_id)] = key
+        self.stats.turns_started += 1
+        while len(self._turns) > self._max_open_turns:
+            oldest = next(iter(self._turns.values()))
+            self.stats.turns_evicted += 1
+            self._end_turn(oldest, oldest.last_ns, incomplete="evicted")
+        return turn
+
+    def _turn_for(self, fields: dict[str, Any], ts: int) -> _Turn:
+        """The turn an event belongs to (see the module doc for events without one)."""
+        session_id = _opt_str(fields.get("session_id"))
+        turn_id = _opt_str(fields.get("turn_id"))
+        agent_id = _opt_str(fields.get("agent_id"))
+        if turn_id is not None:
+            key: tuple[str | None, str | None, str | None] = (session_id, turn_id, None)
+            turn = self._turns.get(key)
+            if turn is None:
+                turn = self._open_turn(key, fields, ts, synthetic=True)
+        else:
+            latest = self._latest.get((session_id, agent_id))
+            turn = self._turns.get(latest) if latest is not None else None
+            if turn is None:
+                key = (session_id, None, agent_id)
+                turn = self._turns.get(key)
+                if turn is None:
+                    turn = _Turn(key, None, None, 0, 0, agent_id, session_id, None, ts, ts, time.monotonic())
+                    self._turns[key] = turn
+        turn.last_seen = time.monotonic()
+        turn.last_ns = max(turn.last_ns, ts)
+        self._turns.move_to_end(turn.key)
+        return turn
+
+    def _end_turn(self, turn: _Turn, ts: int, *, incomplete: str | None) -> None:
+        for calls in list(turn.pending.values()) + list(turn.open.values()):
+            for call in list(calls):
+                self._finish_unended_call(turn, call, max(ts, call.start_ns))
+        span = turn.span
+        if span is not None:
+            if incomplete is not None:
+                span.set_attribute(attr.TURN_INCOMPLETE, incomplete)
+                span.set_attribute(attr.ERROR_TYPE, attr.ERROR_TYPE_TURN_INCOMPLETE)
+                span.set_status(Status(StatusCode.ERROR, f"turn did not end ({incomplete})"))
+            span.end(end_time=max(ts, turn.start_ns))
+            self.stats.turns_ended += 1
+        self._turns.pop(turn.key, None)
+        latest_key = (turn.session_id, turn.agent_id)
+        if self._latest.get(latest_key) == turn.key:
+            del self._latest[latest_key]
+
+    def _end_stale_turns(self, now: float) -> None:
+        while self._turns:
+            oldest = next(iter(self._turns.values()))
+            if now - oldest.last_seen < self._stale_after:
+                return
+            self.stats.turns_stale += 1
+            self._end_turn(oldest, oldest.last_ns, incomplete="stale")
+
+    def _on_turn_event(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        """An event of the turn itself: errors and event types without a tool call."""
+        event_type = fields["event_type"]
+        span = turn.span
+        if span is None:
+            current = trace.get_current_span()
+            if current.get_span_context().is_valid:
+                span = current
+            else:  # nothing to hang it on: a span of its own, as short as the event
+                span = self._start_span(
+                    attr.EVENT_NAME_PREFIX + event_type,
+                    None,
+                    ts,
+                    {},
+                    self._ids.trace_id(f"lone|{self._position}"),
+                    self._ids.span_id(f"lone|{self._position}|{fields.get('timestamp')}"),
+                )
+                self._decorate_error(span, fields)
+                self._add_event(span, ev)
+                span.end(end_time=ts)
+                return self._record(ev, *_ids_of(span), self._type_of_event(event_type))
+        self._decorate_error(span, fields)
+        trace_id, span_id = _ids_of(span)
+        self._add_event(span, ev)
+        return self._record(ev, trace_id, span_id, self._type_of_event(event_type))
+
+    @staticmethod
+    def _decorate_error(span: Span, fields: dict[str, Any]) -> None:
+        if fields["event_type"] == _ERROR:
+            error_type = fields.get("error_type")
+            span.set_attribute(attr.ERROR_TYPE, str(error_type) if error_type else attr.ERROR_TYPE_OTHER)
+            span.set_status(Status(StatusCode.ERROR, str(fields.get("error_message") or "")))
+
+    @staticmethod
+    def _type_of_event(event_type: str) -> str:
+        return "AGENT_DECISION" if event_type == "agent_switch" else "AGENT_ACTION"
+
+    # tool calls -------------------------------------------------------------------
+    def _new_call(self, turn: _Turn, fields: dict[str, Any], ts: int) -> _Call:
+        tool_name: str = fields["tool_name"]
+        metadata = fields["metadata"]
+        call_id = _opt_str(metadata.get("tool_call_id") or metadata.get("call_id"))
+        if turn.span is not None:
+            parent, trace_id = turn.context, turn.trace_id
+        else:
+            parent = self._current_parent()
+            trace_id = self._parent_trace_id(parent) or self._ids.trace_id(
+                f"call|{turn.session_id}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+            )
+        span_id = self._ids.span_id(
+            f"call|{trace_id:032x}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+        )
+        call = _Call(
+            tool_name=tool_name,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent=parent,
+            start_ns=ts,
+            thread=threading.get_ident(),
+            call_id=call_id,
+        )
+        call.classification = self._classify(tool_name, "", metadata)
+        turn.calls += 1
+        if turn.calls > self._max_calls_per_turn:
+            self._evict_one_call(turn)
+        return call
+
+    def _evict_one_call(self, turn: _Turn) -> None:
+        for calls in list(turn.pending.values()) + list(turn.open.values()):
+            if calls:
+                self.stats.calls_evicted += 1
+                self._finish_unended_call(turn, calls[0], turn.last_ns)
+                return
+
+    def _find(self, calls_by_tool: dict[str, list[_Call]], fields: dict[str, Any]) -> _Call | None:
+        calls = calls_by_tool.get(fields["tool_name"])
+        if not calls:
+            return None
+        metadata = fields["metadata"]
+        call_id = metadata.get("tool_call_id") or metadata.get("call_id")
+        if call_id is not None:
+            for call in calls:
+                if call.call_id == call_id:
+                    return call
+        thread = threading.get_ident()
+        for call in calls:
+            if call.thread == thread:
+                return call
+        return calls[0]
+
+    @staticmethod
+    def _remove(calls_by_tool: dict[str, list[_Call]], call: _Call) -> None:
+        calls = calls_by_tool.get(call.tool_name)
+        if calls and call in calls:
+            calls.remove(call)
+            if not calls:
+                del calls_by_tool[call.tool_name]
+
+    def _pending_call(self, turn: _Turn, fields: dict[str, Any], ts: int) -> _Call:
+        """The not-yet-attempted call a governing event belongs to (new if it already had one)."""
+        call = self._find(turn.pending, fields)
+        if call is None or fields["event_type"] in call.seen:
+            call = self._new_call(turn, fields, ts)
+            turn.pending.setdefault(call.tool_name, []).append(call)
+        return call
+
+    def _on_governing(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        call = self._pending_call(turn, fields, ts)
+        event_type = fields["event_type"]
+        call.seen.add(event_type)
+        record_governance = call.governance
+        if event_type == _POLICY:
+            call.governance = self._governance(fields)
+            record_governance = call.governance
+            decision = str(fields.get("action") or "")
+            call.attributes[attr.POLICY_DECISION] = call.governance.get("decision") or decision
+            if fields.get("policy_source"):
+                call.attributes[attr.POLICY_SOURCE] = str(fields["policy_source"])
+            call.events.append(ev)
+            if is_refusal(call.governance.get("decision")):
+                call.refused = True
+        elif event_type == _LOOP_WARNING:
+            level = str(fields.get("severity_level") or "")
+            call.attributes[attr.LOOP_STATUS] = level or "warning"
+            # The runtime checks every call and reports "ok"/"none": an attribute, not an event.
+            if not (level == "ok" and fields.get("pattern") in ("none", "", None)):
+                call.events.append(ev)
+        else:  # loop block or argument hook
+            if event_type == _LOOP_BLOCK:
+                call.attributes[attr.LOOP_STATUS] = "blocked"
+                call.refused = True
+            call.events.append(ev)
+        record = self._call_record(ev, call, governance=record_governance)
+        if call.refused:
+            self._remove(turn.pending, call)
+            outcome = attr.OUTCOME_BLOCKED if event_type == _LOOP_BLOCK else attr.OUTCOME_DENIED
+            self._start_call_span(turn, call, fields)
+            self._end_call(turn, call, ts, outcome=outcome, fields=fields)
+        return record
+
+    def _on_attempt(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        call = self._find(turn.pending, fields)
+        if call is not None:
+            self._remove(turn.pending, call)
+        else:
+            call = self._new_call(turn, fields, ts)
+        previous = turn.failed.pop(call.tool_name, None)
+        if previous is not None:
+            call.attempt = previous.attempt + 1
+            call.links.append(Link(SpanContext(previous.trace_id, previous.span_id, False, TraceFlags(1))))
+        attempt = fields["metadata"].get("attempt")
+        if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
+            call.attempt = attempt
+        args = fields.get("arguments_preview")
+        args_text = args if isinstance(args, str) else ""
+        call.classification = self._classify(call.tool_name, args_text, fields["metadata"])
+        if args_text:
+            call.attributes[attr.TOOL_ARGUMENTS_PREVIEW] = args_text
+        call.seen.add(_ATTEMPT)
+        self._start_call_span(turn, call, fields)
+        turn.open.setdefault(call.tool_name, []).append(call)
+        return self._call_record(ev, call)
+
+    def _on_during_call(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        call = self._find(turn.open, fields)
+        if call is None:
+            call = self._pending_call(turn, fields, ts)
+            call.seen.add(fields["event_type"])
+            call.events.append(ev)
+            return self._call_record(ev, call)
+        if fields["event_type"] == _SANDBOX:
+            span = call.span
+            assert span is not None
+            if fields.get("backend_type"):
+                span.set_attribute(attr.SANDBOX_BACKEND, str(fields["backend_type"]))
+            if fields.get("context"):
+                span.set_attribute(attr.SANDBOX_CONTEXT, str(fields["context"]))
+        self._add_event(call.span, ev)
+        return self._call_record(ev, call)
+
+    def _on_call_end(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
+        fields, ts = ev.fields, ev.ts
+        call = self._find(turn.open, fields)
+        if call is not None:
+            self._remove(turn.open, call)
+        else:
+            call = self._find(turn.pending, fields)
+            if call is not None:
+                self._remove(turn.pending, call)
+            else:  # the attempt was never seen: the span covers the reported duration
+                call = self._new_call(turn, fields, ts)
+                duration = fields.get("duration_ms")
+                if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
+                    call.start_ns = ts - int(duration * 1_000_000)
+            self._start_call_span(turn, call, fields)
+        record = self._call_record(ev, call)
+        failed = fields["event_type"] == _FAILURE
+        self._end_call(
+            turn, call, ts, outcome=attr.OUTCOME_FAILURE if failed else attr.OUTCOME_SUCCESS, fields=fields
+        )
+        if failed:
+            turn.failed[call.tool_name] = call
+        else:
+            turn.failed.pop(call.tool_name, None)
+        return record
+
+    def _finish_unended_call(self, turn: _Turn, call: _Call, ts: int) -> None:
+        if call.span is None:
+            self._remove(turn.pending, call)
+            self._start_call_span(turn, call, None)
+            self._end_call(turn, call, ts, outcome=attr.OUTCOME_NOT_ATTEMPTED, fields=None)
+        else:
+            self._remove(turn.open, call)
+            self._end_call(turn, call, ts, outcome=attr.OUTCOME_INCOMPLETE, fields=None)
+
+    def _start_call_span(self, turn: _Turn, call: _Call, fields: dict[str, Any] | None) -> None:
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: attr.OPERATION_EXECUTE_TOOL,
+            attr.GEN_AI_TOOL_NAME: call.tool_name,
+            attr.GEN_AI_TOOL_TYPE: attr.TOOL_TYPE_FUNCTION,
+            attr.TOOL_ATTEMPT: call.attempt,
+        }
+        metadata = fields["metadata"] if fields is not None else {}
+        tool_type = metadata.get("tool_type")
+        if isinstance(tool_type, str) and tool_type:
+            attributes[attr.GEN_AI_TOOL_TYPE] = tool_type
+        if call.call_id:
+            attributes[attr.GEN_AI_TOOL_CALL_ID] = call.call_id
+        if turn.agent_id:
+            attributes[attr.GEN_AI_AGENT_ID] = turn.agent_id
+            attributes[attr.GEN_AI_AGENT_NAME] = turn.agent_id
+        if turn.session_id:
+            attributes[attr.GEN_AI_CONVERSATION_ID] = turn.session_id
+        if turn.turn_id:
+            attributes[attr.TURN_ID] = turn.turn_id
+        classification = call.classification
+        if classification is not None:
+            attributes[attr.OPERATION_TYPE] = classification.type
+            for key, value in (
+                (attr.OPERATION_RISK, classification.risk),
+                (attr.OPERATION_CATEGORY, classification.category),
+                (attr.OPERATION_CUSTOM_TYPE, classification.custom_type),
+                (attr.OPERATION_TARGET, classification.target),
+            ):
+                if value:
+                    attributes[key] = value
+        attributes.update(call.attributes)
+        span = self._start_span(
+            f"{attr.OPERATION_EXECUTE_TOOL} {call.tool_name}",
+            call.parent,
+            call.start_ns,
+            attributes,
+            call.trace_id,
+            call.span_id,
+            links=call.links,
+        )
+        call.span = span
+        self.stats.tool_spans += 1
+        for pending in call.events:
+            self._add_event(span, pending)
+        call.events.clear()
+
+    def _end_call(
+        self, turn: _Turn, call: _Call, ts: int, *, outcome: str, fields: dict[str, Any] | None
+    ) -> None:
+        span = call.span
+        assert span is not None
+        span.set_attribute(attr.TOOL_OUTCOME, outcome)
+        turn.calls = max(0, turn.calls - 1)
+        if fields is not None and fields["event_type"] == _COMPLETE:
+            if fields.get("status"):
+                span.set_attribute(attr.TOOL_STATUS, str(fields["status"]))
+            duration = fields.get("duration_ms")
+            if isinstance(duration, (int, float)) and not isinstance(duration, bool):
+                span.set_attribute(attr.TOOL_DURATION_MS, float(duration))
+            if fields.get("result_preview"):
+                span.set_attribute(attr.TOOL_RESULT_PREVIEW, str(fields["result_preview"]))
+        elif outcome == attr.OUTCOME_FAILURE and fields is not None:
+            error_type = str(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
+            message = str(fields.get("error_message") or "")
+            span.set_attribute(attr.ERROR_TYPE, error_type)
+            if message:
+                span.set_attribute(attr.TOOL_ERROR_MESSAGE, message)
+            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}" if message else error_type))
+        elif outcome in (attr.OUTCOME_DENIED, attr.OUTCOME_BLOCKED):
+            error_type = attr.ERROR_TYPE_DENIED if outcome == attr.OUTCOME_DENIED else attr.ERROR_TYPE_BLOCKED
+            span.set_attribute(attr.ERROR_TYPE, error_type)
+            source = str(fields.get("policy_source") or fields.get("pattern") or "") if fields else ""
+            span.set_status(Status(StatusCode.ERROR, f"{outcome} by {source}" if source else outcome))
+        elif outcome == attr.OUTCOME_INCOMPLETE:
+            span.set_attribute(attr.ERROR_TYPE, attr.ERROR_TYPE_TOOL_INCOMPLETE)
+            span.set_status(Status(StatusCode.ERROR, "tool call did not complete before its turn ended"))
+        span.end(end_time=max(ts, call.start_ns))
+
+    def _classify(self, tool_name: str, arguments_preview: str, metadata: dict[str, Any]) -> Any:
+        try:
+            return self.classifier.classify(tool_name, arguments_preview, metadata)
+        except Exception as exc:
+            self._internal_error(exc)
+            return None
+
+    @staticmethod
+    def _governance(fields: dict[str, Any]) -> dict[str, Any]:
+        return governance_envelope(fields.get("action"), fields.get("policy_source"), fields["metadata"])
+
+    # ------------------------------------------------------------------ spans
+    def _get_tracer(self) -> trace.Tracer:
+        if self._tracer is None:
+            provider = self._tracer_provider or trace.get_tracer_provider()
+            from . import __version__
+
+            tracer = provider.get_tracer(attr.INSTRUMENTATION_SCOPE, __version__)
+            inner = getattr(tracer, "id_generator", None)
+            if inner is not None:
+                self._injector = _InjectingIdGenerator(inner)
+                tracer.id_generator = self._injector  # type: ignore[attr-defined]
+            self._tracer = tracer
+        return self._tracer
+
+    def _current_parent(self) -> otel_context.Context | None:
+        current = otel_context.get_current()
+        if trace.get_current_span(current).get_span_context().is_valid:
+            return current
+        return None
+
+    @staticmethod
+    def _parent_trace_id(parent: otel_context.Context | None) -> int:
+        if parent is None:
+            return 0
+        return trace.get_current_span(parent).get_span_context().trace_id
+
+    def _start_span(
+        self,
+        name: str,
+        parent: otel_context.Context | None,
+        start_ns: int,
+        attributes: dict[str, Any],
+        trace_id: int,
+        span_id: int,
+        links: list[Link] | None = None,
+    ) -> Span:
+        tracer = self._get_tracer()
+        injector = self._injector
+        if injector is not None:
+            injector.set_next(trace_id, span_id)
+        try:
+            # An explicit empty context makes a root span even when the agent has a current span.
+            return tracer.start_span(
+                name,
+                context=parent if parent is not None else otel_context.Context(),
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                links=links or None,
+                start_time=start_ns,
+            )
+        finally:
+            if injector is not None:
+                injector.clear()
+
+    def _event_attributes(self, fields: dict[str, Any], event_id: str | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {attr.EVENT_TYPE: fields["event_type"]}
+        if event_id:
+            attributes[attr.EVENT_ID] = event_id
+        for name, value in fields.items():
+            if name in _ENVELOPE_FIELDS or value is None:
+                continue
+            if name == "metadata":
+                if value:
+                    attributes[attr.EVENT_METADATA] = encode_record(value).decode().rstrip("\n")
+            elif name == "severity":
+                attributes[attr.EVENT_SEVERITY] = str(value)
+            elif isinstance(value, (str, bool, int, float)):
+                attributes[attr.EVENT_FIELD_PREFIX + name] = value
+            else:
+                attributes[attr.EVENT_FIELD_PREFIX + name] = encode_record(value).decode().rstrip("\n")
+        return attributes
+
+    def _add_event(self, span: Span | None, ev: _Event) -> None:
+        """Record an event on ``span`` as a span event (log records are written per record, in ``_write``)."""
+        if span is not None and self._span_events:
+            span.add_event(
+                attr.EVENT_NAME_PREFIX + ev.fields["event_type"],
+                self._event_attributes(ev.fields, ev.id),
+                ev.ts,
+            )
+
+    # ---------------------------------------------------------------- records
+    def _record(
+        self,
+        ev: _Event,
+        trace_id: int,
+        span_id: int,
+        operation_type: str,
+        *,
+        governance: dict[str, Any] | None = None,
+        classification: Any = None,
+    ) -> dict[str, Any]:
+        fields = ev.fields
+        parameters: dict[str, Any] = {}
+        target = None
+        if classification is not None:
+            operation_type = classification.type
+            target = classification.target
+            parameters = dict(classification.parameters)
+            if classification.custom_type:
+                parameters.setdefault("custom_type", classification.custom_type)
+        duration = fields.get("duration_ms") if fields["event_type"] == _COMPLETE else None
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+            duration = None
+        return build_record(
+            fields,
+            event_id=ev.id,
+            operation_type=operation_type,
+            target=target,
+            parameters=parameters,
+            governance=governance,
+            duration_ms=duration,
+            trace_id=f"{trace_id:032x}" if trace_id else None,
+            span_id=f"{span_id:016x}" if span_id else None,
+        )
+
+    def _call_record(
+        self, ev: _Event, call: _Call, *, governance: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        span_id = call.span_id
+        if call.span is not None:
+            ctx = call.span.get_span_context()
+            span_id = ctx.span_id if ctx.is_valid else 0
+        elif self._injector is None and self._tracer is not None:
+            span_id = 0  # no way to give the span the id chosen now
+        return self._record(
+            ev,
+            call.trace_id,
+            span_id,
+            "AGENT_ACTION",
+            governance=governance if governance is not None else call.governance,
+            classification=call.classification,
+        )
+
+    def _event_id(self, fields: dict[str, Any]) -> str:
+        # A replayed canonical record keeps its id (the envelope key is not an event field).
+        existing = fields.pop("event_id", None)
+        if isinstance(existing, str) and existing.startswith("evt_"):
+            return existing
+        return self._ids.event_id(fields, self._position)
+
+    def _bare_record(self, fields: dict[str, Any], event_id: str) -> dict[str, Any]:
+        """The record of an event whose routing failed: still written, without span ids."""
+        try:
+            event_id = event_id or self._ids.event_id(fields, self._position)
+            return build_record(fields, event_id=event_id, operation_type="AGENT_ACTION")
+        except Exception:
+            return {
+                "event_type": "base",
+                "event_id": "evt_unrecoverable",
+                "type": "AGENT_ACTION",
+                "governance": empty_governance(),
+            }
+
+    def _write(self, record: dict[str, Any], ts: int) -> None:
+        try:
+            if self.rules is not None:
+                self._observe_rules(record)
+            if self._log_events:
+                self._emit_log(record, ts)
+            if self.audit_log is not None:
+                self.audit_log.export((record,))
+            self.stats.records += 1
+        except Exception as exc:
+            self._internal_error(exc)
+
+    def _observe_rules(self, record: dict[str, Any]) -> None:
+        """Hook for behavioural rules (filled in by ``auditspan.rules``)."""
+
+    def _emit_log(self, record: dict[str, Any], ts: int) -> None:
+        if self._logger is None:
+            from opentelemetry import _logs
+
+            provider = self._logger_provider or _logs.get_logger_provider()
+            from . import __version__
+
+            self._logger = provider.get_logger(attr.INSTRUMENTATION_SCOPE, __version__)
+        telemetry = record.get("telemetry") or {}
+        trace_hex, span_hex = telemetry.get("trace_id"), telemetry.get("span_id")
+        ctx = None
+        if trace_hex and span_hex:
+            span_context = SpanContext(
+                int(trace_hex, 16), int(span_hex, 16), False, TraceFlags(TraceFlags.SAMPLED)
+            )
+            ctx = trace.set_span_in_context(NonRecordingSpan(span_context))
+        severity = str(record.get("severity") or "info").lower()
+        fields = {k: v for k, v in record.items() if k not in ("governance", "telemetry", "parameters")}
+        attributes = self._event_attributes(fields, record.get("event_id"))
+        for key, value in (
+            (attr.OPERATION_TYPE, record.get("type")),
+            (attr.OPERATION_TARGET, record.get("target")),
+            (attr.TURN_ID, record.get("turn_id")),
+            (attr.GEN_AI_CONVERSATION_ID, record.get("session_id")),
+            (attr.GEN_AI_AGENT_ID, record.get("agent_id")),
+            (attr.GEN_AI_TOOL_NAME, record.get("tool_name")),
+        ):
+            if value:
+                attributes[key] = value
+        self._logger.emit(
+            timestamp=ts,
+            context=ctx,
+            severity_number=_SEVERITY_NUMBERS.get(severity, 9),
+            severity_text=severity.upper(),
+            body=encode_record(record).decode().rstrip("\n"),
+            attributes=attributes,
+            event_name=attr.EVENT_NAME_PREFIX + str(record.get("event_type")),
+        )
+
+    def _internal_error(self, exc: BaseException) -> None:
+        self.stats.internal_errors += 1
+        if not self._error_logged:
+            self._error_logged = True
+            _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
+
+
+def _iso_from_ns(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1e9, timezone.utc).isoformat()
+
+
+def _in_seed_order(fields: dict[str, Any]) -> dict[str, Any]:
+    """The envelope fields first, in seed order, then the event's own (fields filled in go last otherwise)."""
+    if list(fields)[: len(BASE_FIELDS)] == list(BASE_FIELDS):
+        return fields
+    ordered = {name: fields[name] for name in BASE_FIELDS if name in fields}
+    for name, value in fields.items():
+        if name not in _SEED_ORDER:
+            ordered[name] = value
+    return ordered
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _ids_of(span: Span) -> tuple[int, int]:
+    ctx = span.get_span_context()
+    return (ctx.trace_id, ctx.span_id) if ctx.is_valid else (0, 0)

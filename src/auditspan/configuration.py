@@ -1,0 +1,542 @@
+"""``configure()``: one call from nothing to traces, log records and an audit log.
+
+Honours the standard settings -- ``OTEL_SERVICE_NAME``,
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
+``..._TRACES_ENDPOINT`` / ``..._LOGS_ENDPOINT``, ``..._PROTOCOL`` (``grpc``,
+``http/protobuf``), ``..._HEADERS``, ``..._COMPRESSION``, ``..._TIMEOUT``,
+``OTEL_TRACES_EXPORTER`` and ``OTEL_LOGS_EXPORTER`` (``otlp``, ``console``,
+``none``), the ``OTEL_BSP_*`` batch settings and ``OTEL_TRACES_SAMPLER`` --
+and a few of its own:
+
+=========================  ====================================================
+``AUDITSPAN_AUDIT_LOG``    path of the canonical audit log
+                           (default ``<output dir>/audit.jsonl``; ``none`` for no log)
+``AUDITSPAN_OUTPUT_DIR``   the embedded default's folder (``./auditspan-output``)
+``AUDITSPAN_EVENTS_AS``    ``span_events`` (default), ``logs`` or ``both``
+``AUDITSPAN_FSYNC``        the audit log's fsync policy (``batch``)
+=========================  ====================================================
+
+With no endpoint and no exporter configured, spans go to
+``<output dir>/traces.jsonl`` (OTLP/JSON lines) -- the embedded default, so
+``configure()`` works with zero setup. A TracerProvider the application
+already installed is reused as it is: auditspan adds no exporter to it and
+does not shut it down.
+
+Bad settings fail here, with a ``ConfigurationError`` naming the setting::
+
+    >>> configure(otlp_protocol="carrier-pigeon")
+    Traceback (most recent call last):
+    ...
+    auditspan.configuration.ConfigurationError: otlp_protocol: unknown protocol 'carrier-pigeon'; ...
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
+from .collector import EVENTS_AS, SpanCollector
+from .emitter import AuditEmitter
+
+__all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
+
+_logger = logging.getLogger(__name__)
+
+_PROTOCOLS = ("grpc", "http/protobuf")
+_EXPORTERS = ("otlp", "console", "none")
+_COMPRESSIONS = ("gzip", "deflate", "none")
+DEFAULT_OUTPUT_DIR = "auditspan-output"
+
+
+class ConfigurationError(ValueError):
+    """A setting is wrong; the message starts with the setting's name."""
+
+
+@dataclass
+class SpanExportStats:
+    """What happened to the spans handed to auditspan's exporter (counted, never guessed)."""
+
+    exported: int = 0
+    failed: int = 0
+    export_calls: int = 0
+    failed_calls: int = 0
+
+
+class _CountingSpanExporter(SpanExporter):
+    """Counts spans the wrapped exporter accepted and refused.
+
+    ``force_flush()`` of the SDK reports success even when every export
+    failed, so delivery is judged from these counts instead.
+    """
+
+    def __init__(self, inner: SpanExporter, stats: SpanExportStats) -> None:
+        self.inner = inner
+        self.stats = stats
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            _logger.exception("auditspan: span exporter raised")
+            result = SpanExportResult.FAILURE
+        with self._lock:
+            self.stats.export_calls += 1
+            if result is SpanExportResult.SUCCESS:
+                self.stats.exported += len(spans)
+            else:
+                self.stats.failed += len(spans)
+                self.stats.failed_calls += 1
+        return result
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+
+@dataclass
+class AuditSpanHandle:
+    """What ``configure()`` returns: the collector, emitters wired to it, and shutdown.
+
+    Attributes:
+        collector: the ``SpanCollector`` every emitter of this handle writes to.
+        tracer_provider: the provider spans go to (created or reused).
+        logger_provider: the provider log records go to, when log events are on.
+        destinations: where things go, in words (for people and the demo).
+        span_stats: spans exported / failed by auditspan's own exporter.
+    """
+
+    collector: SpanCollector
+    tracer_provider: Any
+    logger_provider: Any = None
+    destinations: dict[str, str] = field(default_factory=dict)
+    span_stats: SpanExportStats = field(default_factory=SpanExportStats)
+    _owned: list[Any] = field(default_factory=list, repr=False)
+    _shut: bool = field(default=False, repr=False)
+
+    def emitter(self, session_id: str | None = None) -> AuditEmitter:
+        """A new ``AuditEmitter`` for one session, writing to this handle's collector."""
+        return AuditEmitter(self.collector, session_id=session_id)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Push out everything emitted so far (spans, log records, audit records)."""
+        return self.collector.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """End open turns, flush, and shut down what ``configure()`` created. Idempotent."""
+        if self._shut:
+            return
+        self._shut = True
+        self.collector.shutdown()
+        for provider in self._owned:
+            try:
+                provider.shutdown()
+            except Exception:
+                _logger.exception("auditspan: shutting down %r failed", provider)
+
+
+def configure(
+    service_name: str | None = None,
+    audit_log: str | os.PathLike[str] | AuditLogExporter | Any | None = None,
+    *,
+    events_as: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_headers: str | Mapping[str, str] | None = None,
+    traces_exporter: str | None = None,
+    span_exporter: SpanExporter | None = None,
+    tracer_provider: TracerProvider | None = None,
+    resource_attributes: Mapping[str, Any] | None = None,
+    set_global: bool = True,
+    environ: Mapping[str, str] | None = None,
+    **collector_options: Any,
+) -> AuditSpanHandle:
+    """Set up traces, log events and the canonical audit log; return the handle.
+
+    Args:
+        service_name: ``service.name`` on the Resource (else ``OTEL_SERVICE_NAME``).
+        audit_log: path, stream or exporter of the canonical audit log; else
+            ``AUDITSPAN_AUDIT_LOG``; else ``<output dir>/audit.jsonl``.
+        events_as: ``span_events``, ``logs`` or ``both`` (else ``AUDITSPAN_EVENTS_AS``).
+        output_dir: the embedded default's folder (else ``AUDITSPAN_OUTPUT_DIR``).
+        otlp_endpoint, otlp_protocol, otlp_headers: override the ``OTEL_EXPORTER_OTLP_*`` settings.
+        traces_exporter: ``otlp``, ``console`` or ``none`` (else ``OTEL_TRACES_EXPORTER``).
+        span_exporter: an exporter object to use instead of any of the above.
+        tracer_provider: a provider to use; else the global one if the
+            application set one; else a new one (made global if ``set_global``).
+        resource_attributes: more Resource attributes.
+        environ: the settings to read instead of ``os.environ`` (tests, embedding).
+        collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
+
+    Raises:
+        ConfigurationError: a setting is wrong; the message names it.
+    """
+    env = os.environ if environ is None else environ
+    settings = _Settings.read(
+        env,
+        service_name=service_name,
+        events_as=events_as,
+        output_dir=output_dir,
+        otlp_endpoint=otlp_endpoint,
+        otlp_protocol=otlp_protocol,
+        otlp_headers=otlp_headers,
+        traces_exporter=traces_exporter,
+    )
+    destinations: dict[str, str] = {}
+    owned: list[Any] = []
+    stats = SpanExportStats()
+
+    # Audit log first: an unwritable path must fail before anything is installed.
+    log_target = _audit_log_target(audit_log, env, settings.output_dir)
+    log_exporter: Any = None
+    if log_target is not None:
+        if isinstance(log_target, (str, os.PathLike)):
+            fsync = env.get("AUDITSPAN_FSYNC", "batch").strip().lower() or "batch"
+            if fsync not in FSYNC_POLICIES:
+                raise ConfigurationError(
+                    f"AUDITSPAN_FSYNC: must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}"
+                )
+            try:
+                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"audit_log: cannot open {os.fspath(log_target)!r} for appending: {exc.strerror or exc}"
+                ) from exc
+            destinations["audit log"] = str(Path(log_target).resolve())
+        else:
+            log_exporter = log_target
+            destinations["audit log"] = repr(log_target)
+
+    provider = tracer_provider
+    if provider is None:
+        existing = trace.get_tracer_provider()
+        if isinstance(existing, TracerProvider):
+            provider = existing
+            destinations["traces"] = "the application's TracerProvider (its own exporters)"
+    if provider is None:
+        resource = Resource.create(_resource_attributes(settings.service_name, resource_attributes))
+        provider = TracerProvider(resource=resource)
+        exporter = span_exporter or _span_exporter(settings, destinations)
+        if exporter is not None:
+            provider.add_span_processor(BatchSpanProcessor(_CountingSpanExporter(exporter, stats)))
+        owned.append(provider)
+        if set_global:
+            trace.set_tracer_provider(provider)
+    elif span_exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(_CountingSpanExporter(span_exporter, stats)))
+        destinations["traces"] = repr(span_exporter)
+
+    logger_provider = None
+    if settings.events_as != "span_events" or settings.logs_exporter == "otlp":
+        logger_provider = _logger_provider(settings, provider, destinations)
+        owned.insert(0, logger_provider)
+
+    try:
+        collector = SpanCollector(
+            tracer_provider=provider,
+            logger_provider=logger_provider,
+            audit_log=log_exporter,
+            events_as=settings.events_as,
+            **collector_options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"collector options: {exc}") from exc
+    handle = AuditSpanHandle(
+        collector=collector,
+        tracer_provider=provider,
+        logger_provider=logger_provider,
+        destinations=destinations,
+        span_stats=stats,
+        _owned=owned,
+    )
+    atexit.register(handle.shutdown)
+    return handle
+
+
+@dataclass
+class _Settings:
+    service_name: str | None
+    events_as: str
+    output_dir: Path
+    traces_exporter: str
+    logs_exporter: str
+    protocol: str
+    traces_endpoint: str | None
+    logs_endpoint: str | None
+    headers: dict[str, str]
+    compression: str | None
+    timeout_s: float
+
+    @classmethod
+    def read(
+        cls,
+        env: Mapping[str, str],
+        *,
+        service_name: str | None,
+        events_as: str | None,
+        output_dir: str | os.PathLike[str] | None,
+        otlp_endpoint: str | None,
+        otlp_protocol: str | None,
+        otlp_headers: str | Mapping[str, str] | None,
+        traces_exporter: str | None,
+    ) -> _Settings:
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        events = (events_as or get("AUDITSPAN_EVENTS_AS") or "span_events").lower()
+        if events not in EVENTS_AS:
+            raise ConfigurationError(
+                f"AUDITSPAN_EVENTS_AS / events_as: must be one of {', '.join(EVENTS_AS)}, got {events!r}"
+            )
+
+        protocol_setting = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+        protocol = otlp_protocol or get(protocol_setting)
+        if protocol is None:
+            protocol_setting = "OTEL_EXPORTER_OTLP_PROTOCOL"
+            protocol = get(protocol_setting) or "http/protobuf"
+        if otlp_protocol is not None:
+            protocol_setting = "otlp_protocol"
+        protocol = protocol.lower()
+        if protocol == "http":
+            protocol = "http/protobuf"
+        if protocol not in _PROTOCOLS:
+            hint = " (the Python OTLP exporters have no http/json)" if protocol == "http/json" else ""
+            raise ConfigurationError(
+                f"{protocol_setting}: unknown protocol {protocol!r}; use one of {', '.join(_PROTOCOLS)}{hint}"
+            )
+
+        base = otlp_endpoint or get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        base_name = "otlp_endpoint" if otlp_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT"
+        traces_endpoint = None if otlp_endpoint else get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        logs_endpoint = None if otlp_endpoint else get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        for name, value in (
+            (base_name, base),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces_endpoint),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", logs_endpoint),
+        ):
+            if value is not None:
+                _check_endpoint(name, value)
+        if base is not None:
+            traces_endpoint = traces_endpoint or _signal_endpoint(base, protocol, "traces")
+            logs_endpoint = logs_endpoint or _signal_endpoint(base, protocol, "logs")
+
+        exporter = (traces_exporter or get("OTEL_TRACES_EXPORTER") or "").lower()
+        if not exporter:
+            exporter = "otlp" if traces_endpoint else "file"
+        elif exporter not in _EXPORTERS:
+            raise ConfigurationError(
+                f"OTEL_TRACES_EXPORTER: unknown exporter {exporter!r}; use one of {', '.join(_EXPORTERS)}"
+            )
+        logs_exporter = (get("OTEL_LOGS_EXPORTER") or "").lower()
+        if logs_exporter and logs_exporter not in _EXPORTERS:
+            raise ConfigurationError(
+                f"OTEL_LOGS_EXPORTER: unknown exporter {logs_exporter!r}; use one of {', '.join(_EXPORTERS)}"
+            )
+        if not logs_exporter:
+            logs_exporter = "otlp" if logs_endpoint else "file"
+
+        headers: dict[str, str] = {}
+        for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+            raw = get(name)
+            if raw:
+                headers.update(_parse_headers(name, raw))
+        if otlp_headers is not None:
+            headers.update(
+                _parse_headers("otlp_headers", otlp_headers)
+                if isinstance(otlp_headers, str)
+                else dict(otlp_headers)
+            )
+
+        compression = (
+            get("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION") or get("OTEL_EXPORTER_OTLP_COMPRESSION") or ""
+        ).lower()
+        if compression and compression not in _COMPRESSIONS:
+            raise ConfigurationError(
+                f"OTEL_EXPORTER_OTLP_COMPRESSION: unknown compression {compression!r}; "
+                f"use one of {', '.join(_COMPRESSIONS)}"
+            )
+        timeout_raw = get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") or get("OTEL_EXPORTER_OTLP_TIMEOUT") or "10000"
+        try:
+            timeout_ms = float(timeout_raw)
+            if timeout_ms <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError(
+                f"OTEL_EXPORTER_OTLP_TIMEOUT: must be a positive number of milliseconds, got {timeout_raw!r}"
+            ) from None
+        out = Path(output_dir or get("AUDITSPAN_OUTPUT_DIR") or DEFAULT_OUTPUT_DIR)
+        return cls(
+            service_name=service_name or get("OTEL_SERVICE_NAME"),
+            events_as=events,
+            output_dir=out,
+            traces_exporter=exporter,
+            logs_exporter=logs_exporter,
+            protocol=protocol,
+            traces_endpoint=traces_endpoint,
+            logs_endpoint=logs_endpoint,
+            headers=headers,
+            compression=None if compression in ("", "none") else compression,
+            timeout_s=timeout_ms / 1000,
+        )
+
+
+def _check_endpoint(name: str, value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: malformed endpoint {value!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{name}: malformed endpoint {value!r}; expected http(s)://host[:port][/path], e.g. http://127.0.0.1:4317"
+        )
+    del port
+
+
+def _signal_endpoint(base: str, protocol: str, signal: str) -> str:
+    if protocol == "grpc":
+        return base
+    return base.rstrip("/") + f"/v1/{signal}"
+
+
+def _parse_headers(name: str, raw: str) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for index, item in enumerate(raw.split(","), start=1):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = unquote(key.strip()).lower()
+        if not sep or not key or any(c.isspace() for c in key):
+            raise ConfigurationError(
+                f"{name}: entry {index} {item.strip()!r} is not key=value (comma-separated, URL-encoded)"
+            )
+        headers[key] = unquote(value.strip())
+    return headers
+
+
+def _resource_attributes(service_name: str | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = dict(extra or {})
+    if service_name:
+        attributes["service.name"] = service_name
+    return attributes
+
+
+def _audit_log_target(
+    audit_log: Any, env: Mapping[str, str], output_dir: Path
+) -> str | os.PathLike[str] | Any | None:
+    if audit_log is not None:
+        return audit_log
+    configured = env.get("AUDITSPAN_AUDIT_LOG", "").strip()
+    if configured.lower() == "none":
+        return None
+    return configured or output_dir / "audit.jsonl"
+
+
+def _span_exporter(settings: _Settings, destinations: dict[str, str]) -> SpanExporter | None:
+    kind = settings.traces_exporter
+    if kind == "none":
+        destinations["traces"] = "nowhere (OTEL_TRACES_EXPORTER=none)"
+        return None
+    if kind == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        destinations["traces"] = "the console"
+        return ConsoleSpanExporter()
+    if kind == "file" or settings.traces_endpoint is None:
+        from .otlp_file import OtlpJsonFileSpanExporter
+
+        path = settings.output_dir / "traces.jsonl"
+        destinations["traces"] = f"{path.resolve()} (OTLP/JSON lines)"
+        try:
+            return OtlpJsonFileSpanExporter(path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"AUDITSPAN_OUTPUT_DIR: cannot write {str(path)!r}: {exc.strerror or exc}"
+            ) from exc
+    destinations["traces"] = f"{settings.traces_endpoint} (OTLP {settings.protocol})"
+    exporter: SpanExporter = _otlp_exporter(settings, "traces")
+    return exporter
+
+
+def _otlp_exporter(settings: _Settings, signal: str) -> Any:
+    endpoint = settings.traces_endpoint if signal == "traces" else settings.logs_endpoint
+    headers = settings.headers or None
+    if settings.protocol == "grpc":
+        import grpc
+
+        compression = {"gzip": grpc.Compression.Gzip, "deflate": grpc.Compression.Deflate}.get(
+            settings.compression or ""
+        )
+        grpc_exporter: Any
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as grpc_exporter
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as grpc_exporter
+        return grpc_exporter(
+            endpoint=endpoint,
+            insecure=bool(endpoint and endpoint.startswith("http://")),
+            headers=headers,
+            timeout=settings.timeout_s,
+            compression=compression,
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+
+    http_exporter: Any
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as http_exporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as http_exporter
+    return http_exporter(
+        endpoint=endpoint,
+        headers=headers,
+        timeout=settings.timeout_s,
+        compression=HttpCompression(settings.compression) if settings.compression else None,
+    )
+
+
+def _logger_provider(settings: _Settings, tracer_provider: Any, destinations: dict[str, str]) -> Any:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    resource = getattr(tracer_provider, "resource", None) or Resource.create(
+        _resource_attributes(settings.service_name, None)
+    )
+    provider = LoggerProvider(resource=resource)
+    kind = settings.logs_exporter
+    exporter: Any
+    if kind == "otlp" and settings.logs_endpoint:
+        exporter = _otlp_exporter(settings, "logs")
+        destinations["log records"] = f"{settings.logs_endpoint} (OTLP {settings.protocol})"
+    elif kind == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+        exporter = ConsoleLogRecordExporter()
+        destinations["log records"] = "the console"
+    elif kind == "none":
+        destinations["log records"] = "nowhere (OTEL_LOGS_EXPORTER=none)"
+        return provider
+    else:
+        from .otlp_file import OtlpJsonFileLogExporter
+
+        path = settings.output_dir / "logs.jsonl"
+        exporter = OtlpJsonFileLogExporter(path)
+        destinations["log records"] = f"{path.resolve()} (OTLP/JSON lines)"
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    return provider

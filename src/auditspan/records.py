@@ -1,0 +1,107 @@
+"""The canonical audit record: one JSON object per event, one line per record.
+
+A record is the event's own fields at top level -- seed names, seed order --
+followed by the envelope of seed 004::
+
+    {"event_type": "tool_call_complete", "timestamp": "2026-11-21T19:24:17.134534+00:00",
+     "agent_id": "planner", "turn_id": "0a1b2c3d4e5f", "session_id": "sess-01",
+     "severity": "info", "metadata": {}, "tool_name": "run_sql", "status": "success",
+     "duration_ms": 41.7, "result_preview": "3 rows",
+     "event_id": "evt_5f0c...", "type": "DATABASE_READ", "target": "customers",
+     "parameters": {"operation": "select", "table": "customers"},
+     "governance": {"decision": "ALLOW", "policies_evaluated": ["default"], "trust_score_at_time": 87},
+     "telemetry": {"duration_ms": 41.7, "trace_id": "4bf92f35...", "span_id": "00f067aa..."}}
+
+``telemetry.trace_id`` / ``span_id`` are the lowercase hex ids of the span the
+event was recorded on, so ``grep <trace id>`` on the log finds a trace's
+records, and a record's trace id finds its trace in Jaeger or Tempo. The JSON
+Schema ships in the package (``record_schema()``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "ENVELOPE_KEYS",
+    "build_record",
+    "encode_record",
+    "record_schema",
+]
+
+#: Keys the envelope adds after the event's own fields, in this order.
+ENVELOPE_KEYS: tuple[str, ...] = ("event_id", "type", "target", "parameters", "governance", "telemetry")
+
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def build_record(
+    fields: dict[str, Any],
+    *,
+    event_id: str,
+    operation_type: str,
+    target: str | None = None,
+    parameters: dict[str, Any] | None = None,
+    governance: dict[str, Any] | None = None,
+    duration_ms: float | None = None,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+) -> dict[str, Any]:
+    """A canonical record: ``fields`` (seed order) followed by the seed-004 envelope.
+
+    Envelope keys win over event fields of the same name.
+    """
+    record = dict(fields)
+    record["event_id"] = event_id
+    record["type"] = operation_type
+    record["target"] = target
+    record["parameters"] = parameters if parameters is not None else {}
+    record["governance"] = governance if governance is not None else empty_governance()
+    record["telemetry"] = {"duration_ms": duration_ms, "trace_id": trace_id, "span_id": span_id}
+    return record
+
+
+def empty_governance() -> dict[str, Any]:
+    """The governance envelope of a record no policy decided on."""
+    return {"decision": None, "policies_evaluated": [], "trust_score_at_time": None}
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The record as one compact UTF-8 JSON line, newline included. Never raises.
+
+    Values JSON cannot hold directly (``datetime``, sets, objects) become their
+    ``str()``; a record orjson still refuses (lone surrogates, cycles, integers
+    beyond 64 bits, deep nesting) is made JSON-safe first.
+    """
+    try:
+        return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS)
+    except (TypeError, ValueError):  # orjson.JSONEncodeError subclasses TypeError
+        from ._sanitize import json_safe
+
+        try:
+            return orjson.dumps(json_safe(record), default=str, option=_ORJSON_OPTIONS)
+        except Exception:
+            return json.dumps(_fallback(record), ensure_ascii=False).encode() + b"\n"
+
+
+def _fallback(record: dict[str, Any]) -> dict[str, Any]:
+    safe: dict[str, Any] = {}
+    for key, value in record.items():
+        try:
+            safe[str(key)] = json.loads(json.dumps(value, default=repr))
+        except Exception:
+            safe[str(key)] = repr(value)
+    return safe
+
+
+@lru_cache(maxsize=1)
+def record_schema() -> dict[str, Any]:
+    """The canonical record's JSON Schema (draft 2020-12), as shipped in the package."""
+    text = resources.files("auditspan").joinpath("schema/audit-record.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -1,0 +1,87 @@
+"""Shared fixtures: a SpanCollector wired to the SDK's in-memory exporters and a real log file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from auditspan import AuditEmitter, SpanCollector
+
+
+class Harness:
+    """A collector, its emitter, and read-back of finished spans, log records and audit records."""
+
+    def __init__(self, tmp_path: Path, **options: Any) -> None:
+        self.span_exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.span_exporter))
+        self.log_exporter = InMemoryLogRecordExporter()
+        self.logger_provider = LoggerProvider()
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(self.log_exporter))
+        self.log_path = tmp_path / "audit.jsonl"
+        options.setdefault("audit_log", self.log_path)
+        self.collector = SpanCollector(
+            tracer_provider=self.tracer_provider, logger_provider=self.logger_provider, **options
+        )
+        self.emitter = AuditEmitter(self.collector, session_id="sess-1")
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.span_exporter.get_finished_spans())
+
+    def span(self, name: str) -> ReadableSpan:
+        matching = [s for s in self.spans() if s.name == name]
+        assert len(matching) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans()]}"
+        return matching[0]
+
+    def records(self) -> list[dict[str, Any]]:
+        assert self.collector.audit_log is not None
+        assert self.collector.audit_log.force_flush(10_000)
+        with self.log_path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def close(self) -> None:
+        self.collector.shutdown()
+        self.tracer_provider.shutdown()
+        self.logger_provider.shutdown()
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path) -> Iterator[Any]:
+    made: list[Harness] = []
+
+    def make(**options: Any) -> Harness:
+        sub = tmp_path / f"h{len(made)}"
+        sub.mkdir()
+        h = Harness(sub, **options)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def hex_trace(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return f"{span.context.trace_id:032x}"
+
+
+def hex_span(span: ReadableSpan) -> str:
+    assert span.context is not None
+    return f"{span.context.span_id:016x}"
