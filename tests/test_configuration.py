@@ -150,7 +150,7 @@ def test_otlp_settings_build_the_right_exporters(tmp_path: Path) -> None:
 
 def _exporter_of(handle: auditspan.AuditSpanHandle) -> Any:
     processors = handle.tracer_provider._active_span_processor._span_processors
-    return processors[0].span_exporter.inner
+    return processors[0].inner.span_exporter.inner
 
 
 def test_events_as_logs_creates_a_logger_provider(tmp_path: Path) -> None:
@@ -177,3 +177,67 @@ def test_shutdown_is_idempotent(tmp_path: Path) -> None:
     handle = auditspan.configure(output_dir=tmp_path, environ={}, set_global=False)
     handle.shutdown()
     handle.shutdown()
+
+
+def test_unreachable_collector_is_counted_and_bounded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}", "OTEL_EXPORTER_OTLP_TIMEOUT": "500"}
+    handle = auditspan.configure(output_dir=tmp_path, environ=env, set_global=False)
+    run_turn(handle)
+    started = time.monotonic()
+    handle.shutdown(timeout_s=3)
+    assert time.monotonic() - started < 20  # bounded, generously: the point is "does not hang"
+    records = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(records) == 4  # no audit record lost
+    assert handle.span_stats.ended == 2
+    assert handle.span_stats.exported == 0
+    assert handle.span_stats.failed + handle.span_stats.dropped == 2
+    assert "2 failed to export" in caplog.text or "dropped" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "message"),
+    [
+        ({"AUDITSPAN_CAPTURE": "some"}, {}, "AUDITSPAN_CAPTURE"),
+        ({}, {"capture": "partial"}, "capture"),
+        ({"AUDITSPAN_RULES": "/nonexistent/rules.yaml"}, {}, "AUDITSPAN_RULES"),
+        ({"AUDITSPAN_CLASSIFICATION_RULES": "/nonexistent/types.yaml"}, {}, "AUDITSPAN_CLASSIFICATION_RULES"),
+    ],
+)
+def test_bad_policy_settings_are_named(
+    tmp_path: Path, env: dict[str, str], kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        auditspan.configure(output_dir=tmp_path, environ=env, set_global=False, **kwargs)
+
+
+def test_capture_policy_reaches_spans_and_records(tmp_path: Path) -> None:
+    secret = "sk-proj-4fG7hJ2kL9mN3pQ6rS8tU1vW5xY0zA2bC4dE6fG8"
+    for policy, expect_secret, expect_preview in (
+        ("redacted", False, True),
+        ("none", False, False),
+        ("full", True, True),
+    ):
+        out = tmp_path / policy
+        handle = auditspan.configure(output_dir=out, environ={}, set_global=False, capture=policy)
+        audit = handle.emitter(session_id="s")
+        turn = audit.emit_turn_start(agent_id="a", prompt=f"use key {secret} please")
+        audit.emit_tool_call_attempt(
+            "http_get",
+            args=f"{{'headers': {{'Authorization': 'Bearer {secret}'}}}}",
+            turn_id=turn,
+            agent_id="a",
+        )
+        audit.emit_tool_call_complete("http_get", result="ok", turn_id=turn, agent_id="a")
+        audit.emit_turn_end(agent_id="a", turn_id=turn)
+        handle.shutdown()
+        everything = (out / "audit.jsonl").read_text() + (out / "traces.jsonl").read_text()
+        assert (secret in everything) is expect_secret, policy
+        assert ("use key" in everything) is expect_preview, policy

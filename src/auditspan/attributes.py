@@ -72,6 +72,10 @@ OPERATION_RISK: Final = "auditspan.operation.risk"
 OPERATION_CATEGORY: Final = "auditspan.operation.category"
 OPERATION_TARGET: Final = "auditspan.operation.target"
 
+#: Set on a tool span whose call completed a behavioural rule: the rule's action and name.
+RULE_ACTION: Final = "auditspan.rule.action"
+RULE_NAME: Final = "auditspan.rule.name"
+
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_FAILURE: Final = "failure"
 OUTCOME_DENIED: Final = "denied"
@@ -90,6 +94,8 @@ ERROR_TYPE_TURN_INCOMPLETE: Final = "TurnIncomplete"
 # --- span events and log events ------------------------------------------------
 #: Span events and log records are named ``audit.<event_type>``.
 EVENT_NAME_PREFIX: Final = "audit."
+#: The event type of the records (and span events) a behavioural-rule match writes.
+EVENT_TYPE_RULE_MATCH: Final = "behavior_rule_match"
 #: Every span event / log record carries the record's id and severity ...
 EVENT_ID: Final = "auditspan.event_id"
 EVENT_SEVERITY: Final = "auditspan.severity"

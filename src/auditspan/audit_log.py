@@ -435,4 +435,6 @@ def open_audit_log(
         return JsonLinesAuditLog(stream)
     if isinstance(target, AuditLogExporter):
         return target
-    raise ValueError(f"audit_log must be a path, a stream or an audit-log exporter, got {type(target).__name__}")
+    raise ValueError(
+        f"audit_log must be a path, a stream or an audit-log exporter, got {type(target).__name__}"
+    )

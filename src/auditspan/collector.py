@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime, timezone
+from functools import partial
 from typing import IO, Any
 
 from opentelemetry import context as otel_context
@@ -77,12 +78,15 @@ from opentelemetry.trace import (
 )
 
 from . import attributes as attr
+from ._bounded import run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
 from ._sanitize import clean_str
 from .audit_log import AuditLogExporter, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
+from .redaction import Redactor
+from .rules import RuleEngine, RuleMatch
 
 __all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]
 
@@ -145,7 +149,9 @@ class CollectorStats:
     turns_stale: int = 0
     synthetic_turns: int = 0
     tool_spans: int = 0
+    spans_unsampled: int = 0
     calls_evicted: int = 0
+    rule_matches: int = 0
     bad_timestamps: int = 0
     internal_errors: int = 0
 
@@ -153,12 +159,13 @@ class CollectorStats:
 class _Event:
     """One event on its way through the collector: its cleaned fields, id and time."""
 
-    __slots__ = ("fields", "id", "ts")
+    __slots__ = ("extra", "fields", "id", "ts")
 
     def __init__(self, fields: dict[str, Any], event_id: str, ts: int) -> None:
         self.fields = fields
         self.id = event_id
         self.ts = ts
+        self.extra: list[dict[str, Any]] = []  # records the event gives rise to (rule matches)
 
 
 @dataclass(eq=False)
@@ -268,8 +275,10 @@ class SpanCollector:
 
             classifier = Classifier()
         self.classifier = classifier
-        self.redactor = redactor
-        self.rules = rules
+        self.redactor = redactor if redactor is not None else Redactor()
+        if rules is not None and not isinstance(rules, RuleEngine):
+            rules = RuleEngine(rules)
+        self.rules: RuleEngine | None = rules
         self._ids = ids or RandomIds()
         self._max_open_turns = max_open_turns
         self._max_calls_per_turn = max_calls_per_turn
@@ -291,19 +300,21 @@ class SpanCollector:
         except Exception as exc:
             self._internal_error(exc)
             fields, ts = self._cleaned({"metadata": {_INVALID: clean_str(type(event).__name__)}})
-        record: dict[str, Any] | None = None
+        records: list[dict[str, Any]] = []
         event_id = ""
         try:
             with self._lock:
                 self.stats.events += 1
                 self._position += 1
                 event_id = self._event_id(fields)
-                record = self._route(_Event(fields, event_id, ts))
-        except Exception as exc:
+                event = _Event(fields, event_id, ts)
+                records = [self._route(event), *event.extra]
+        except Exception as exc:  # nothing may reach the agent
             self._internal_error(exc)
-        if record is None:
-            record = self._bare_record(fields, event_id)
-        self._write(record, ts)
+        if not records:
+            records = [self._bare_record(fields, event_id)]
+        for record in records:
+            self._write(record, ts)
 
     def flush(self) -> None:
         """End stale turns and push spans, log records and audit records out (bounded wait)."""
@@ -322,7 +333,8 @@ class SpanCollector:
         for provider in (self._tracer_provider, self._logger_provider):
             flush: Callable[[int], bool] | None = getattr(provider, "force_flush", None)
             if flush is not None:
-                ok = bool(flush(timeout_millis)) and ok
+                # The SDK's batch processors ignore the timeout: bound the wait ourselves.
+                ok = run_bounded(partial(flush, timeout_millis), timeout_millis / 1000, "flush") and ok
         return ok
 
     def shutdown(self) -> None:
@@ -761,7 +773,45 @@ class SpanCollector:
         call.seen.add(_ATTEMPT)
         self._start_call_span(turn, call, fields)
         turn.open.setdefault(call.tool_name, []).append(call)
-        return self._call_record(ev, call)
+        record = self._call_record(ev, call)
+        if self.rules is not None:
+            for match in self.rules.observe(record):
+                ev.extra.append(self._on_rule_match(call, record, match, ev.ts))
+        return record
+
+    def _on_rule_match(
+        self, call: _Call, record: dict[str, Any], match: RuleMatch, ts: int
+    ) -> dict[str, Any]:
+        """A behavioural rule fired on this call: span event, attributes and a record of its own."""
+        self.stats.rule_matches += 1
+        fields: dict[str, Any] = {name: record[name] for name in BASE_FIELDS}
+        fields.update(
+            event_type=attr.EVENT_TYPE_RULE_MATCH,
+            severity="warning",
+            metadata={},
+            rule_name=match.rule,
+            action=match.action,
+            trigger_event_id=match.trigger_event_id,
+            trigger_span_id=match.trigger_span_id,
+            trigger_type=match.trigger_type,
+            trigger_target=match.trigger_target,
+            match_event_id=match.event_id,
+            match_type=match.type,
+            match_target=match.target,
+            elapsed_s=match.elapsed_s,
+        )
+        match_event = _Event(fields, self._ids.event_id(fields, self._position), ts)
+        span = call.span
+        if span is not None:
+            span.set_attribute(attr.RULE_ACTION, match.action)
+            span.set_attribute(attr.RULE_NAME, match.rule)
+            self._add_event(span, match_event)
+        governance = {
+            "decision": match.action,
+            "policies_evaluated": [match.rule],
+            "trust_score_at_time": None,
+        }
+        return self._call_record(match_event, call, governance=governance)
 
     def _on_during_call(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
@@ -948,7 +998,7 @@ class SpanCollector:
             injector.set_next(trace_id, span_id)
         try:
             # An explicit empty context makes a root span even when the agent has a current span.
-            return tracer.start_span(
+            span = tracer.start_span(
                 name,
                 context=parent if parent is not None else otel_context.Context(),
                 kind=SpanKind.INTERNAL,
@@ -959,6 +1009,9 @@ class SpanCollector:
         finally:
             if injector is not None:
                 injector.clear()
+        if not span.is_recording():
+            self.stats.spans_unsampled += 1  # its records are still written, with its ids
+        return span
 
     def _event_attributes(self, fields: dict[str, Any], event_id: str | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {attr.EVENT_TYPE: fields["event_type"]}
@@ -1062,8 +1115,6 @@ class SpanCollector:
 
     def _write(self, record: dict[str, Any], ts: int) -> None:
         try:
-            if self.rules is not None:
-                self._observe_rules(record)
             if self._log_events:
                 self._emit_log(record, ts)
             if self.audit_log is not None:
@@ -1071,9 +1122,6 @@ class SpanCollector:
             self.stats.records += 1
         except Exception as exc:
             self._internal_error(exc)
-
-    def _observe_rules(self, record: dict[str, Any]) -> None:
-        """Hook for behavioural rules (filled in by ``auditspan.rules``)."""
 
     def _emit_log(self, record: dict[str, Any], ts: int) -> None:
         if self._logger is None:

@@ -14,6 +14,9 @@ and a few of its own:
 ``AUDITSPAN_OUTPUT_DIR``   the embedded default's folder (``./auditspan-output``)
 ``AUDITSPAN_EVENTS_AS``    ``span_events`` (default), ``logs`` or ``both``
 ``AUDITSPAN_FSYNC``        the audit log's fsync policy (``batch``)
+``AUDITSPAN_CAPTURE``      ``redacted`` (default), ``none`` or ``full``
+``AUDITSPAN_RULES``        behavioural rules file, ``builtin`` (default) or ``none``
+``AUDITSPAN_CLASSIFICATION_RULES``  tool-name glob -> semantic type rules file
 =========================  ====================================================
 
 With no endpoint and no exporter configured, spans go to
@@ -36,20 +39,25 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from ._bounded import run_bounded
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
+from .classification import Classifier
 from .collector import EVENTS_AS, SpanCollector
 from .emitter import AuditEmitter
+from .redaction import CapturePolicy, Redactor
+from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
 
 __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
 
@@ -67,12 +75,46 @@ class ConfigurationError(ValueError):
 
 @dataclass
 class SpanExportStats:
-    """What happened to the spans handed to auditspan's exporter (counted, never guessed)."""
+    """What happened to the spans of auditspan's own export pipeline (counted, never guessed).
 
+    ``ended`` spans entered the batch processor; ``exported`` reached the
+    exporter and were accepted; ``failed`` were refused (receiver down, after
+    the exporter's retries). ``dropped`` -- the batch queue was full -- is
+    exact once the pipeline is flushed (after ``force_flush`` / ``shutdown``).
+    Spans a sampler did not record are ``collector.stats.spans_unsampled``.
+    """
+
+    ended: int = 0
     exported: int = 0
     failed: int = 0
     export_calls: int = 0
     failed_calls: int = 0
+
+    @property
+    def dropped(self) -> int:
+        """Spans that never reached the exporter (queue full), once the pipeline is flushed."""
+        return max(0, self.ended - self.exported - self.failed)
+
+
+class _CountingSpanProcessor(SpanProcessor):
+    """Counts the spans that enter the wrapped batch processor."""
+
+    def __init__(self, inner: SpanProcessor, stats: SpanExportStats) -> None:
+        self.inner = inner
+        self.stats = stats
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.inner.on_start(span, parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.stats.ended += 1
+        self.inner.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
 
 
 class _CountingSpanExporter(SpanExporter):
@@ -137,17 +179,32 @@ class AuditSpanHandle:
         """Push out everything emitted so far (spans, log records, audit records)."""
         return self.collector.force_flush(timeout_millis)
 
-    def shutdown(self) -> None:
-        """End open turns, flush, and shut down what ``configure()`` created. Idempotent."""
+    def shutdown(self, timeout_s: float = 10.0) -> None:
+        """End open turns, flush, and shut down what ``configure()`` created. Idempotent.
+
+        Returns within about ``timeout_s`` per provider even when the collector
+        is unreachable (the audit log is flushed first; it waits for the disk
+        only); what was lost on the way is reported in one log line.
+        """
         if self._shut:
             return
         self._shut = True
         self.collector.shutdown()
         for provider in self._owned:
-            try:
-                provider.shutdown()
-            except Exception:
-                _logger.exception("auditspan: shutting down %r failed", provider)
+            run_bounded(provider.shutdown, timeout_s, f"shutdown of {type(provider).__name__}")
+        self._report()
+
+    def _report(self) -> None:
+        stats, unsampled = self.span_stats, self.collector.stats.spans_unsampled
+        if stats.failed or stats.dropped or unsampled:
+            _logger.warning(
+                "auditspan: %d spans exported, %d failed to export, %d dropped (queue full), %d not sampled; "
+                "every audit record was still written to the audit log",
+                stats.exported,
+                stats.failed,
+                stats.dropped,
+                unsampled,
+            )
 
 
 def configure(
@@ -164,6 +221,9 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     resource_attributes: Mapping[str, Any] | None = None,
     set_global: bool = True,
+    capture: str | None = None,
+    rules: str | os.PathLike[str] | Iterable[BehaviourRule] | None = None,
+    classification_rules: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
@@ -181,6 +241,13 @@ def configure(
         tracer_provider: a provider to use; else the global one if the
             application set one; else a new one (made global if ``set_global``).
         resource_attributes: more Resource attributes.
+        capture: ``redacted`` (default: secrets in previews, arguments, results,
+            error messages and metadata replaced by ``[REDACTED:<kind>]``),
+            ``none`` (previews dropped) or ``full`` (kept verbatim); else ``AUDITSPAN_CAPTURE``.
+        rules: behavioural rules -- a YAML/JSON file, ``"builtin"`` (the seed's
+            PII-exfiltration rule, the default), ``"none"``, or rule objects; else ``AUDITSPAN_RULES``.
+        classification_rules: a YAML/JSON file of tool-name globs -> semantic
+            type; else ``AUDITSPAN_CLASSIFICATION_RULES``.
         environ: the settings to read instead of ``os.environ`` (tests, embedding).
         collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
 
@@ -234,12 +301,12 @@ def configure(
         provider = TracerProvider(resource=resource)
         exporter = span_exporter or _span_exporter(settings, destinations)
         if exporter is not None:
-            provider.add_span_processor(BatchSpanProcessor(_CountingSpanExporter(exporter, stats)))
+            provider.add_span_processor(_pipeline(exporter, stats))
         owned.append(provider)
         if set_global:
             trace.set_tracer_provider(provider)
     elif span_exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(_CountingSpanExporter(span_exporter, stats)))
+        provider.add_span_processor(_pipeline(span_exporter, stats))
         destinations["traces"] = repr(span_exporter)
 
     logger_provider = None
@@ -247,6 +314,9 @@ def configure(
         logger_provider = _logger_provider(settings, provider, destinations)
         owned.insert(0, logger_provider)
 
+    collector_options.setdefault("redactor", _redactor(capture, env))
+    collector_options.setdefault("rules", _rules(rules, env))
+    collector_options.setdefault("classifier", _classifier(classification_rules, env))
     try:
         collector = SpanCollector(
             tracer_provider=provider,
@@ -267,6 +337,11 @@ def configure(
     )
     atexit.register(handle.shutdown)
     return handle
+
+
+def _pipeline(exporter: SpanExporter, stats: SpanExportStats) -> SpanProcessor:
+    """A batch processor (``OTEL_BSP_*`` settings apply) whose every span is counted."""
+    return _CountingSpanProcessor(BatchSpanProcessor(_CountingSpanExporter(exporter, stats)), stats)
 
 
 @dataclass
@@ -397,6 +472,40 @@ class _Settings:
         )
 
 
+def _redactor(capture: str | None, env: Mapping[str, str]) -> Redactor:
+    name = "capture" if capture is not None else "AUDITSPAN_CAPTURE"
+    value = capture if capture is not None else env.get("AUDITSPAN_CAPTURE", "").strip() or "redacted"
+    try:
+        return Redactor(CapturePolicy.parse(value))
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+
+
+def _rules(
+    rules: str | os.PathLike[str] | Iterable[BehaviourRule] | None, env: Mapping[str, str]
+) -> RuleEngine | None:
+    name = "rules" if rules is not None else "AUDITSPAN_RULES"
+    value = rules if rules is not None else env.get("AUDITSPAN_RULES", "").strip() or "builtin"
+    if isinstance(value, str) and value.lower() in ("builtin", "none"):
+        return RuleEngine([PII_EXFILTRATION_RULE]) if value.lower() == "builtin" else None
+    try:
+        loaded = load_rules(value) if isinstance(value, (str, os.PathLike)) else list(value)
+        return RuleEngine(loaded)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+
+
+def _classifier(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Classifier:
+    name = "classification_rules" if path is not None else "AUDITSPAN_CLASSIFICATION_RULES"
+    value = path if path is not None else env.get("AUDITSPAN_CLASSIFICATION_RULES", "").strip()
+    if not value:
+        return Classifier()
+    try:
+        return Classifier.from_file(value)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+
+
 def _check_endpoint(name: str, value: str) -> None:
     try:
         parts = urlsplit(value)
@@ -486,7 +595,9 @@ def _otlp_exporter(settings: _Settings, signal: str) -> Any:
         )
         grpc_exporter: Any
         if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as grpc_exporter
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                OTLPSpanExporter as grpc_exporter,
+            )
         else:
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as grpc_exporter
         return grpc_exporter(
