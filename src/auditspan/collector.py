@@ -209,6 +209,7 @@ class _Turn:
     open: dict[str, list[_Call]] = field(default_factory=dict)
     failed: dict[str, _Call] = field(default_factory=dict)
     calls: int = 0
+    agent_name: str | None = None
 
 
 class SpanCollector:
@@ -551,6 +552,7 @@ class SpanCollector:
             last_ns=ts,
             last_seen=time.monotonic(),
         )
+        turn.agent_name = agent_name
         self._turns[key] = turn
         self._latest[(session_id, agent_id)] = key
         self.stats.turns_started += 1
@@ -881,7 +883,8 @@ class SpanCollector:
             attributes[attr.GEN_AI_TOOL_CALL_ID] = call.call_id
         if turn.agent_id:
             attributes[attr.GEN_AI_AGENT_ID] = turn.agent_id
-            attributes[attr.GEN_AI_AGENT_NAME] = turn.agent_id
+        if turn.agent_name or turn.agent_id:
+            attributes[attr.GEN_AI_AGENT_NAME] = turn.agent_name or turn.agent_id
         if turn.session_id:
             attributes[attr.GEN_AI_CONVERSATION_ID] = turn.session_id
         if turn.turn_id:
