@@ -40,6 +40,9 @@ or JSON, cut to 200 characters, so a value may end without its quote):
   databases the verb must also be upper case and prose keys (``prompt``,
   ``text``, ``message`` ...) are not read, so "Select the best answer" or a
   prompt that talks about deleting rows is not a database write.
+* Tools that work on text *about* an operation (``format_sql``,
+  ``parse_url``, ``validate_email``, ``count_tokens`` ...) are not that
+  operation: they fall back to ``AGENT_ACTION``.
 * When the direction (read or write) cannot be seen -- ``run_sql`` with an
   empty preview -- the riskier type of the pair is chosen (``DATABASE_WRITE``,
   ``FILE_WRITE``, ``MESSAGE_QUEUE_SEND``, ``CACHE_WRITE``) and
@@ -47,13 +50,17 @@ or JSON, cut to 200 characters, so a value may end without its quote):
 * Targets: SQL table (schema-qualified as written, quotes removed), URL
   ``host/path`` (no scheme, user-info, query or fragment, so no secrets),
   file path, queue/topic name, cache key, the first email recipient's domain,
-  the LLM model.
+  the LLM model; for a named service with no URL in sight, its name
+  (``github``) or the ``bucket/key`` it uploads to.
 
-Results are memoised by ``(tool_name, arguments_preview)`` in a bounded cache
-(calls whose metadata carries an explicit type are not cached, because the
-metadata decides). A ``Classification`` is shared between calls: it is frozen
-and its ``parameters`` is a read-only mapping; ``to_record_fields()`` gives
-plain dicts for serialisation.
+Only the first 8 KiB of a preview (256 characters of a name) are read, so a
+call costs the same bounded time whatever an emitter sends. Results are
+memoised by ``(tool_name, arguments_preview)`` in a bounded cache (for calls
+whose metadata declares a type, the key also holds that type, custom type and
+target: the metadata decides, the rest of it does not matter). A
+``Classification`` is shared between calls: it is frozen and its
+``parameters`` is a read-only mapping; ``to_record_fields()`` gives plain
+dicts for serialisation.
 
 Rules come from code or from a YAML / JSON file (``Classifier.from_file``)::
 
@@ -233,12 +240,19 @@ _VERB_KEYS: Final = ("operation", "op", "action", "command", "cmd", "method")
 _HTTP_METHODS: Final = frozenset(_words("GET POST PUT PATCH DELETE HEAD OPTIONS"))
 
 
+#: Only this much of a preview / tool name is read (the heuristics need the start of it).
+_MAX_ANALYSED: Final = 8192
+_MAX_NAME: Final = 256
+
+
 class _Ctx:
     """A tool call read once: name words, key/value pairs, string values; expensive parts lazily."""
 
     __slots__ = ("_sql", "_sql_done", "_urls", "compact", "kv", "name", "preview", "values", "words")
 
     def __init__(self, name: str, preview: str) -> None:
+        # Bounded work per call whatever an emitter sends (the seed runtime cuts previews to 200).
+        name, preview = name[:_MAX_NAME], preview[:_MAX_ANALYSED]
         self.name = name
         self.preview = preview
         words = [w.lower() for w in _WORD_RE.findall(name)]
@@ -803,7 +817,10 @@ _CACHE_WRITE_WORDS: Final = frozenset(
     )
 )
 _CACHE_READ_WORDS: Final = frozenset(
-    _words("get read fetch load lookup exists has hget mget keys scan ttl peek retrieve lrange smembers")
+    _words(
+        "get read fetch load lookup exists has hget mget keys scan ttl peek retrieve lrange smembers stats "
+        "info status size"
+    )
 )
 _CACHE_SYSTEMS: Final = ("redis", "memcached", "memcache", "valkey", "keydb")
 
@@ -1125,8 +1142,9 @@ class Classifier:
     """Classify tool calls: explicit metadata, then rules, then heuristics, then fallback.
 
     ``classify`` never raises and is deterministic. It memoises results by
-    ``(tool_name, arguments_preview)`` in a cache of at most ``cache_size``
-    entries (the oldest entry goes first; 0 turns caching off). Safe to call
+    ``(tool_name, arguments_preview)`` -- plus the explicit type, custom type
+    and target when the metadata declares a type -- in a cache of at most
+    ``cache_size`` entries (the oldest entry goes first; 0 turns caching off). Safe to call
     from several threads. ``heuristics=False`` leaves only explicit types,
     rules and the fallback.
 
@@ -1142,7 +1160,7 @@ class Classifier:
         self._rules = tuple(rules)
         self._heuristics = heuristics
         self._cache_size = max(0, int(cache_size))
-        self._cache: dict[tuple[str, str], Classification] = {}
+        self._cache: dict[tuple[str | None, ...], Classification] = {}
         self._lock = threading.Lock()
 
     @property
@@ -1186,7 +1204,7 @@ class Classifier:
         with self._lock:
             self._cache.clear()
 
-    def _remember(self, key: tuple[str, str], result: Classification) -> None:
+    def _remember(self, key: tuple[str | None, ...], result: Classification) -> None:
         with self._lock:
             if len(self._cache) >= self._cache_size:
                 # Insertion order: drop the oldest entry (FIFO keeps the hit path lock-free).
@@ -1204,13 +1222,21 @@ class Classifier:
             if custom is None:
                 return None
             parsed = _T.AGENT_ACTION  # the seed's custom-event convention
-        name = _safe_text(tool_name)
-        ctx = _Ctx(name, _safe_text(preview))
-        target, params = _derive(parsed, ctx)
         raw_target = metadata.get("target")
-        if isinstance(raw_target, str) and raw_target.strip():
-            target = raw_target.strip()
-        return _make(parsed, custom or name, target, params, SOURCE_EXPLICIT)
+        fixed_target = raw_target.strip() if isinstance(raw_target, str) and raw_target.strip() else None
+        key: tuple[str | None, ...] | None = None
+        if type(tool_name) is str and type(preview) is str and len(preview) <= _MAX_CACHED_PREVIEW:
+            # Everything the result depends on; 6-tuples never collide with the 2-tuple keys.
+            key = ("explicit", tool_name, preview, str(parsed), custom, fixed_target)
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit
+        name = _safe_text(tool_name)
+        target, params = _derive(parsed, _Ctx(name, _safe_text(preview)))
+        result = _make(parsed, custom or name, fixed_target or target, params, SOURCE_EXPLICIT)
+        if key is not None and self._cache_size:
+            self._remember(key, result)
+        return result
 
     def _classify(self, tool_name: str, preview: str) -> Classification:
         ctx = _Ctx(tool_name, preview)
@@ -1275,34 +1301,40 @@ class ConfigDocument:
 
     def error(self, path: tuple[str | int, ...], reason: str) -> ConfigError:
         """A ``ConfigError`` for the element at ``path``."""
-        return ConfigError(self.source, reason, path=_format_path(path), line=self.line_of(path))
+        return ConfigError(
+            self.source, reason, path=_format_path(path) if path else None, line=self.line_of(path)
+        )
 
 
 def _format_path(path: tuple[str | int, ...]) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "<document>"
+    return out
 
 
 def read_config(source: str | os.PathLike[str]) -> ConfigDocument:
     """Parse a YAML or JSON rules document: a file path, or the text itself.
 
-    A ``str`` is a path when such a file exists and the text has no newline;
-    otherwise it is the document. ``.json`` files are read as JSON; other files
+    A ``str`` is the document itself when it has a newline, a ``": "`` or
+    starts with ``{`` / ``[`` (one-line YAML or JSON) and names no existing
+    file; otherwise it is a path. ``.json`` files are read as JSON; other files
     and text as YAML (needs PyYAML, imported only here), falling back to JSON
     for text that starts with ``{`` or ``[`` when PyYAML is missing. Raises
     ``ConfigError`` (with the file and line) when it cannot be read or parsed.
     """
-    if isinstance(source, str) and ("\n" in source or not os.path.exists(source)):
-        if "\n" not in source and ":" not in source and not source.lstrip().startswith(("{", "[")):
-            raise ConfigError(source, "no such file")
+    looks_like_text = isinstance(source, str) and (
+        "\n" in source or ": " in source or source.lstrip().startswith(("{", "["))
+    )
+    if isinstance(source, str) and looks_like_text and ("\n" in source or not os.path.exists(source)):
         text, name, as_json = source, "<text>", False
     else:
         name = os.fspath(source)
         try:
             with open(name, encoding="utf-8") as handle:
                 text = handle.read()
+        except FileNotFoundError:
+            raise ConfigError(name, "no such file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(name, f"cannot read: {exc}") from None
         as_json = name.lower().endswith(".json")

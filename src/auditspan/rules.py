@@ -195,7 +195,8 @@ class RuleMatch:
 # --------------------------------------------------------------------------- durations
 
 _DURATION_PART = re.compile(
-    r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|msec|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)?\s*",
+    r"\s*(\d+(?:\.\d*)?|\.\d+)\s*"
+    r"(msec|ms|seconds?|secs|sec|s|minutes?|mins|min|m|hours?|hrs|hr|h|days?|d)?(?![a-z])\s*",
     re.I,
 )
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
