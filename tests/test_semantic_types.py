@@ -163,6 +163,7 @@ def test_turn_mapping() -> None:
     assert EVENT_TYPE_OPERATIONS == {
         "turn_start": OperationType.WORKFLOW_START,
         "turn_end": OperationType.WORKFLOW_COMPLETE,
+        "agent_switch": OperationType.AGENT_DECISION,
     }
 
 

@@ -4,7 +4,11 @@ The pipeline, one module a stage::
 
     events          the audit event model (seed-compatible dataclasses, parser)
     emitter         AuditEmitter: one emit_* method per event type
+    semantic_types  the operation types of seed 004, categories, risk levels
     classification  semantic operation types of tool calls (DATABASE_READ, ...)
+    governance      policy decisions, their order, the governance envelope
+    redaction       the capture policy: secrets out of previews, arguments, metadata
+    rules           behavioural sequence rules (the PII-exfiltration rule built in)
     collector       SpanCollector: events -> spans, span events, log records, records
     records         the canonical audit record and its JSON Schema
     audit_log       exporters of the canonical audit log (JSON lines)
@@ -29,6 +33,7 @@ __version__ = "0.1.0"
 
 from ._ids import DeterministicIds, RandomIds
 from .audit_log import AuditLogExporter, AuditLogExportResult, AuditLogStats, JsonLinesAuditLog
+from .classification import Classification, ClassificationRule, Classifier
 from .collector import CollectorStats, SpanCollector
 from .configuration import AuditSpanHandle, ConfigurationError, configure
 from .emitter import AuditEmitter, CompositeCollector, new_turn_id
@@ -49,15 +54,26 @@ from .events import (
     parse_event,
     parse_timestamp,
 )
+from .governance import normalize_decision
+from .policy import policy_input
 from .records import build_record, encode_record, record_schema
+from .redaction import CapturePolicy, Redactor
+from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, RuleMatch, load_rules
+from .semantic_types import OperationType, parse_operation_type
 
 __all__ = [
+    "PII_EXFILTRATION_RULE",
     "AuditEmitter",
     "AuditEvent",
     "AuditLogExportResult",
     "AuditLogExporter",
     "AuditLogStats",
     "AuditSpanHandle",
+    "BehaviourRule",
+    "CapturePolicy",
+    "Classification",
+    "ClassificationRule",
+    "Classifier",
     "CollectorStats",
     "CompositeCollector",
     "ConfigurationError",
@@ -66,7 +82,11 @@ __all__ = [
     "GenericAuditEvent",
     "HookMutationEvent",
     "JsonLinesAuditLog",
+    "OperationType",
     "RandomIds",
+    "Redactor",
+    "RuleEngine",
+    "RuleMatch",
     "SandboxDecisionEvent",
     "SpanCollector",
     "ToolCallAttemptEvent",
@@ -81,8 +101,12 @@ __all__ = [
     "build_record",
     "configure",
     "encode_record",
+    "load_rules",
     "new_turn_id",
+    "normalize_decision",
     "parse_event",
+    "parse_operation_type",
     "parse_timestamp",
+    "policy_input",
     "record_schema",
 ]

@@ -87,6 +87,7 @@ from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
 from .redaction import Redactor
 from .rules import RuleEngine, RuleMatch
+from .semantic_types import EVENT_TYPE_OPERATIONS, OperationType
 
 __all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]
 
@@ -483,7 +484,7 @@ class SpanCollector:
         prompt = fields.get("prompt_preview")
         if prompt and turn.span is not None:
             turn.span.set_attribute(attr.TURN_PROMPT_PREVIEW, str(prompt))
-        return self._record(ev, turn.trace_id, turn.span_id, "WORKFLOW_START")
+        return self._record(ev, turn.trace_id, turn.span_id, self._type_of_event(_TURN_START))
 
     def _on_turn_end(self, ev: _Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
@@ -491,7 +492,7 @@ class SpanCollector:
         turn = self._turns.get(key)
         if turn is None or turn.span is None:
             turn = self._open_turn(key, fields, ts, synthetic=True)
-        record = self._record(ev, turn.trace_id, turn.span_id, "WORKFLOW_COMPLETE")
+        record = self._record(ev, turn.trace_id, turn.span_id, self._type_of_event(_TURN_END))
         span = turn.span
         assert span is not None
         content = fields.get("content_preview")
@@ -647,7 +648,7 @@ class SpanCollector:
 
     @staticmethod
     def _type_of_event(event_type: str) -> str:
-        return "AGENT_DECISION" if event_type == "agent_switch" else "AGENT_ACTION"
+        return EVENT_TYPE_OPERATIONS.get(event_type, OperationType.AGENT_ACTION).value
 
     # tool calls -------------------------------------------------------------------
     def _new_call(self, turn: _Turn, fields: dict[str, Any], ts: int) -> _Call:
@@ -1063,6 +1064,9 @@ class SpanCollector:
             parameters = dict(classification.parameters)
             if classification.custom_type:
                 parameters.setdefault("custom_type", classification.custom_type)
+        elif operation_type == OperationType.AGENT_ACTION:
+            # An event of no tool call (an error, a skill used): its kind is the custom type.
+            parameters["custom_type"] = fields["event_type"]
         duration = fields.get("duration_ms") if fields["event_type"] == _COMPLETE else None
         if isinstance(duration, bool) or not isinstance(duration, (int, float)):
             duration = None

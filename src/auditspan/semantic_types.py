@@ -193,9 +193,11 @@ TURN_START_OPERATION: Final = OperationType.WORKFLOW_START
 #: ... and ``turn_end`` its completion.
 TURN_END_OPERATION: Final = OperationType.WORKFLOW_COMPLETE
 #: Audit ``event_type`` -> the operation type it always is (tool calls are classified instead).
+#: Other events without a tool call are ``AGENT_ACTION`` (with ``custom_type`` = the event type).
 EVENT_TYPE_OPERATIONS: Final[dict[str, OperationType]] = {
     "turn_start": TURN_START_OPERATION,
     "turn_end": TURN_END_OPERATION,
+    "agent_switch": OperationType.AGENT_DECISION,  # a handoff: the agent decided who goes on
 }
 
 _BY_NAME: Final[dict[str, OperationType]] = {t.value: t for t in OperationType}
