@@ -101,7 +101,7 @@ def test_existing_provider_is_reused_not_replaced(tmp_path: Path) -> None:
             "OTEL_EXPORTER_OTLP_HEADERS: entry 2 'broken'",
         ),
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, {}, "OTEL_TRACES_EXPORTER: unknown exporter 'zipkin'"),
-        ({"OTEL_LOGS_EXPORTER": "loki"}, {}, "OTEL_LOGS_EXPORTER"),
+        ({"OTEL_LOGS_EXPORTER": "loki", "AUDITSPAN_EVENTS_AS": "logs"}, {}, "OTEL_LOGS_EXPORTER"),
         ({"OTEL_EXPORTER_OTLP_COMPRESSION": "brotli"}, {}, "OTEL_EXPORTER_OTLP_COMPRESSION"),
         ({"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, {}, "OTEL_EXPORTER_OTLP_TIMEOUT"),
         ({"AUDITSPAN_EVENTS_AS": "spans"}, {}, "AUDITSPAN_EVENTS_AS"),
@@ -241,3 +241,26 @@ def test_capture_policy_reaches_spans_and_records(tmp_path: Path) -> None:
         everything = (out / "audit.jsonl").read_text() + (out / "traces.jsonl").read_text()
         assert (secret in everything) is expect_secret, policy
         assert ("use key" in everything) is expect_preview, policy
+
+
+def test_exporter_lists_fan_out_to_each(tmp_path: Path) -> None:
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+    from auditspan.otlp_file import OtlpJsonFileSpanExporter
+
+    env = {"OTEL_TRACES_EXPORTER": "console,auditspan_file"}
+    handle = auditspan.configure(output_dir=tmp_path, environ=env, set_global=False)
+
+    run_turn(handle)
+    handle.shutdown()
+    assert len(list(read_spans(tmp_path / "traces.jsonl"))) == 2
+    kinds = [type(e) for e in _exporter_of(handle).exporters]
+    assert kinds == [ConsoleSpanExporter, OtlpJsonFileSpanExporter]
+    assert handle.span_stats.exported == 2
+    assert "the console and " in handle.destinations["traces"]
+
+
+def test_exporter_names_are_not_checked_when_the_app_owns_the_provider(tmp_path: Path) -> None:
+    # The application's provider (the SDK configurator's, say) has its exporters: not auditspan's business.
+    trace.set_tracer_provider(TracerProvider())
+    auditspan.configure(output_dir=tmp_path, environ={"OTEL_TRACES_EXPORTER": "zipkin,otlp"}).shutdown()

@@ -209,6 +209,8 @@ class _Turn:
     pending: dict[str, list[_Call]] = field(default_factory=dict)
     open: dict[str, list[_Call]] = field(default_factory=dict)
     failed: dict[str, _Call] = field(default_factory=dict)
+    #: The last refused call of each tool: a runtime may report the refusal again as a failure.
+    refused: dict[str, _Call] = field(default_factory=dict)
     calls: int = 0
     agent_name: str | None = None
 
@@ -359,6 +361,33 @@ class SpanCollector:
             self.audit_log.shutdown()
         if self.stats.internal_errors:
             _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
+
+    def span_context(
+        self, session_id: str | None, turn_id: str | None, tool_call_id: str | None = None
+    ) -> SpanContext | None:
+        """The span context of an open turn, or of an open tool call in it; None when there is none.
+
+        ``tool_call_id`` is the ``metadata["tool_call_id"]`` the call's events
+        carried; with ``turn_id=None`` the call is looked up in every open turn
+        of the session. Runtimes use it to make the audit span current for code
+        that runs inside a turn or a call (see ``auditspan.context``).
+        """
+        session_id, turn_id = session_id or None, turn_id or None
+        with self._lock:
+            if turn_id is not None:
+                found = self._turns.get((session_id, turn_id, None))
+                candidates = [found] if found is not None else []
+            else:
+                candidates = [t for t in self._turns.values() if t.session_id == session_id]
+            for turn in candidates:
+                span = turn.span
+                if tool_call_id is not None:
+                    calls = [c for same_tool in turn.open.values() for c in same_tool]
+                    span = next((c.span for c in calls if c.call_id == tool_call_id), None)
+                if span is not None:
+                    ctx = span.get_span_context()
+                    return ctx if ctx.is_valid else None
+        return None
 
     @property
     def open_turns(self) -> int:
@@ -749,6 +778,7 @@ class SpanCollector:
         record = self._call_record(ev, call, governance=record_governance)
         if call.refused:
             self._remove(turn.pending, call)
+            turn.refused[call.tool_name] = call
             outcome = attr.OUTCOME_BLOCKED if event_type == _LOOP_BLOCK else attr.OUTCOME_DENIED
             self._start_call_span(turn, call, fields)
             self._end_call(turn, call, ts, outcome=outcome, fields=fields)
@@ -836,6 +866,16 @@ class SpanCollector:
 
     def _on_call_end(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
+        refused = turn.refused.pop(fields["tool_name"], None)
+        if (
+            refused is not None
+            and fields["event_type"] == _FAILURE
+            and self._find(turn.open, fields) is None
+            and self._find(turn.pending, fields) is None
+        ):
+            # The successor runtime follows a denial or loop block with a failure
+            # (ToolPolicyViolation / ToolLoopError): that is the refused call, not a new one.
+            return self._call_record(ev, refused)
         call = self._find(turn.open, fields)
         if call is not None:
             self._remove(turn.open, call)

@@ -64,7 +64,7 @@ __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configur
 _logger = logging.getLogger(__name__)
 
 _PROTOCOLS = ("grpc", "http/protobuf")
-_EXPORTERS = ("otlp", "console", "none")
+_EXPORTERS = ("otlp", "console", "none", "auditspan_file")
 _COMPRESSIONS = ("gzip", "deflate", "none")
 DEFAULT_OUTPUT_DIR = "auditspan-output"
 
@@ -236,7 +236,8 @@ def configure(
         events_as: ``span_events``, ``logs`` or ``both`` (else ``AUDITSPAN_EVENTS_AS``).
         output_dir: the embedded default's folder (else ``AUDITSPAN_OUTPUT_DIR``).
         otlp_endpoint, otlp_protocol, otlp_headers: override the ``OTEL_EXPORTER_OTLP_*`` settings.
-        traces_exporter: ``otlp``, ``console`` or ``none`` (else ``OTEL_TRACES_EXPORTER``).
+        traces_exporter: ``otlp``, ``console``, ``auditspan_file`` or ``none``, or a comma-separated
+            list of them (else ``OTEL_TRACES_EXPORTER``).
         span_exporter: an exporter object to use instead of any of the above.
         tracer_provider: a provider to use; else the global one if the
             application set one; else a new one (made global if ``set_global``).
@@ -299,7 +300,7 @@ def configure(
     if provider is None:
         resource = Resource.create(_resource_attributes(settings.service_name, resource_attributes))
         provider = TracerProvider(resource=resource)
-        exporter = span_exporter or _span_exporter(settings, destinations)
+        exporter = span_exporter or _span_exporters(settings, destinations)
         if exporter is not None:
             provider.add_span_processor(_pipeline(exporter, stats))
         owned.append(provider)
@@ -310,7 +311,7 @@ def configure(
         destinations["traces"] = repr(span_exporter)
 
     logger_provider = None
-    if settings.events_as != "span_events" or settings.logs_exporter == "otlp":
+    if settings.events_as != "span_events" or "otlp" in settings.logs_exporters:
         logger_provider = _logger_provider(settings, provider, destinations)
         owned.insert(0, logger_provider)
 
@@ -349,8 +350,8 @@ class _Settings:
     service_name: str | None
     events_as: str
     output_dir: Path
-    traces_exporter: str
-    logs_exporter: str
+    traces_exporters: tuple[str, ...]
+    logs_exporters: tuple[str, ...]
     protocol: str
     traces_endpoint: str | None
     logs_endpoint: str | None
@@ -412,20 +413,14 @@ class _Settings:
             traces_endpoint = traces_endpoint or _signal_endpoint(base, protocol, "traces")
             logs_endpoint = logs_endpoint or _signal_endpoint(base, protocol, "logs")
 
-        exporter = (traces_exporter or get("OTEL_TRACES_EXPORTER") or "").lower()
-        if not exporter:
-            exporter = "otlp" if traces_endpoint else "file"
-        elif exporter not in _EXPORTERS:
-            raise ConfigurationError(
-                f"OTEL_TRACES_EXPORTER: unknown exporter {exporter!r}; use one of {', '.join(_EXPORTERS)}"
-            )
-        logs_exporter = (get("OTEL_LOGS_EXPORTER") or "").lower()
-        if logs_exporter and logs_exporter not in _EXPORTERS:
-            raise ConfigurationError(
-                f"OTEL_LOGS_EXPORTER: unknown exporter {logs_exporter!r}; use one of {', '.join(_EXPORTERS)}"
-            )
-        if not logs_exporter:
-            logs_exporter = "otlp" if logs_endpoint else "file"
+        # Lists are allowed (``otlp,console``); names are checked when auditspan builds the pipeline,
+        # not when it reuses the application's provider (whose exporters are not its business).
+        traces_exporters = _names(traces_exporter or get("OTEL_TRACES_EXPORTER")) or (
+            ("otlp",) if traces_endpoint else ("auditspan_file",)
+        )
+        logs_exporters = _names(get("OTEL_LOGS_EXPORTER")) or (
+            ("otlp",) if logs_endpoint else ("auditspan_file",)
+        )
 
         headers: dict[str, str] = {}
         for name in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
@@ -461,8 +456,8 @@ class _Settings:
             service_name=service_name or get("OTEL_SERVICE_NAME"),
             events_as=events,
             output_dir=out,
-            traces_exporter=exporter,
-            logs_exporter=logs_exporter,
+            traces_exporters=traces_exporters,
+            logs_exporters=logs_exporters,
             protocol=protocol,
             traces_endpoint=traces_endpoint,
             logs_endpoint=logs_endpoint,
@@ -558,30 +553,66 @@ def _audit_log_target(
     return configured or output_dir / "audit.jsonl"
 
 
-def _span_exporter(settings: _Settings, destinations: dict[str, str]) -> SpanExporter | None:
-    kind = settings.traces_exporter
-    if kind == "none":
-        destinations["traces"] = "nowhere (OTEL_TRACES_EXPORTER=none)"
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip().lower() for v in (value or "").split(",") if v.strip()))
+
+
+def _check_exporters(setting: str, names: tuple[str, ...]) -> None:
+    unknown = [n for n in names if n not in _EXPORTERS]
+    if unknown:
+        raise ConfigurationError(
+            f"{setting}: unknown exporter {unknown[0]!r}; use one of {', '.join(_EXPORTERS)}"
+        )
+
+
+def _span_exporters(settings: _Settings, destinations: dict[str, str]) -> SpanExporter | None:
+    """The exporter of ``OTEL_TRACES_EXPORTER`` (a fan-out when it names several)."""
+    _check_exporters("OTEL_TRACES_EXPORTER", settings.traces_exporters)
+    exporters: list[SpanExporter] = []
+    where: list[str] = []
+    for kind in settings.traces_exporters:
+        if kind == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append(ConsoleSpanExporter())
+            where.append("the console")
+        elif kind == "auditspan_file" or (kind == "otlp" and settings.traces_endpoint is None):
+            from .otlp_file import OtlpJsonFileSpanExporter
+
+            path = settings.output_dir / "traces.jsonl"
+            try:
+                exporters.append(OtlpJsonFileSpanExporter(path))
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"AUDITSPAN_OUTPUT_DIR: cannot write {str(path)!r}: {exc.strerror or exc}"
+                ) from exc
+            where.append(f"{path.resolve()} (OTLP/JSON lines)")
+        elif kind == "otlp":
+            exporters.append(_otlp_exporter(settings, "traces"))
+            where.append(f"{settings.traces_endpoint} (OTLP {settings.protocol})")
+    destinations["traces"] = " and ".join(where) or "nowhere (OTEL_TRACES_EXPORTER=none)"
+    if not exporters:
         return None
-    if kind == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+    return exporters[0] if len(exporters) == 1 else _FanOutSpanExporter(exporters)
 
-        destinations["traces"] = "the console"
-        return ConsoleSpanExporter()
-    if kind == "file" or settings.traces_endpoint is None:
-        from .otlp_file import OtlpJsonFileSpanExporter
 
-        path = settings.output_dir / "traces.jsonl"
-        destinations["traces"] = f"{path.resolve()} (OTLP/JSON lines)"
-        try:
-            return OtlpJsonFileSpanExporter(path)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"AUDITSPAN_OUTPUT_DIR: cannot write {str(path)!r}: {exc.strerror or exc}"
-            ) from exc
-    destinations["traces"] = f"{settings.traces_endpoint} (OTLP {settings.protocol})"
-    exporter: SpanExporter = _otlp_exporter(settings, "traces")
-    return exporter
+class _FanOutSpanExporter(SpanExporter):
+    """Several exporters behind one batch processor: success only when every one succeeded."""
+
+    def __init__(self, exporters: list[SpanExporter]) -> None:
+        self.exporters = exporters
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        results = [exporter.export(spans) for exporter in self.exporters]
+        ok = all(result is SpanExportResult.SUCCESS for result in results)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return all([exporter.force_flush(timeout_millis) for exporter in self.exporters])
+
+    def shutdown(self) -> None:
+        for exporter in self.exporters:
+            exporter.shutdown()
 
 
 def _otlp_exporter(settings: _Settings, signal: str) -> Any:
@@ -630,24 +661,26 @@ def _logger_provider(settings: _Settings, tracer_provider: Any, destinations: di
         _resource_attributes(settings.service_name, None)
     )
     provider = LoggerProvider(resource=resource)
-    kind = settings.logs_exporter
-    exporter: Any
-    if kind == "otlp" and settings.logs_endpoint:
-        exporter = _otlp_exporter(settings, "logs")
-        destinations["log records"] = f"{settings.logs_endpoint} (OTLP {settings.protocol})"
-    elif kind == "console":
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+    _check_exporters("OTEL_LOGS_EXPORTER", settings.logs_exporters)
+    where: list[str] = []
+    for kind in settings.logs_exporters:
+        exporter: Any
+        if kind == "otlp" and settings.logs_endpoint:
+            exporter = _otlp_exporter(settings, "logs")
+            where.append(f"{settings.logs_endpoint} (OTLP {settings.protocol})")
+        elif kind == "console":
+            from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
-        exporter = ConsoleLogRecordExporter()
-        destinations["log records"] = "the console"
-    elif kind == "none":
-        destinations["log records"] = "nowhere (OTEL_LOGS_EXPORTER=none)"
-        return provider
-    else:
-        from .otlp_file import OtlpJsonFileLogExporter
+            exporter = ConsoleLogRecordExporter()
+            where.append("the console")
+        elif kind == "none":
+            continue
+        else:
+            from .otlp_file import OtlpJsonFileLogExporter
 
-        path = settings.output_dir / "logs.jsonl"
-        exporter = OtlpJsonFileLogExporter(path)
-        destinations["log records"] = f"{path.resolve()} (OTLP/JSON lines)"
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+            path = settings.output_dir / "logs.jsonl"
+            exporter = OtlpJsonFileLogExporter(path)
+            where.append(f"{path.resolve()} (OTLP/JSON lines)")
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    destinations["log records"] = " and ".join(where) or "nowhere (OTEL_LOGS_EXPORTER=none)"
     return provider

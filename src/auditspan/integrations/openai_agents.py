@@ -1,0 +1,590 @@
+"""OpenAI Agents SDK adapter: its tracing processor interface, mapped onto audit events.
+
+Register the processor once; every ``Runner.run`` is then audited::
+
+    import auditspan
+    from agents import set_trace_processors
+    from auditspan.integrations.openai_agents import AuditSpanProcessor
+
+    processor = AuditSpanProcessor(auditspan.configure(service_name="support-bot"))
+    set_trace_processors([processor])        # replaces the SDK's exporter to the vendor
+    # or: add_trace_processor(processor)    # keeps it
+
+How the SDK's spans become audit events (and so spans and audit records):
+
+=========================  ===================================================================
+SDK span                   audit events
+=========================  ===================================================================
+agent                      ``turn_start`` / ``turn_end`` (the turn span ``invoke_agent {name}``);
+                           an error on the span is an ``error`` event
+function (a tool call)     ``tool_call_attempt``, then ``tool_call_complete`` or
+                           ``tool_call_failure`` (the SDK records a failing tool as an error
+                           on its span; the exception's class is not known to it, so
+                           ``error_type`` is ``ToolError``)
+guardrail                  ``tool_policy_decision`` of the turn (``allow``; ``deny`` when its
+                           tripwire triggered), ``policy_source`` = ``guardrail:{name}``
+handoff                    ``agent_switch`` (from / to agent)
+generation / response      the turn's reply (``content_preview``), when the model records it
+=========================  ===================================================================
+
+Times are the SDK spans' own. The SDK's span id of a function span is the
+call's ``tool_call_id``, so parallel calls are paired exactly.
+
+Per-call policy decisions: the SDK has tool *input guardrails* but records no
+span for them, so ``processor.tool_guardrail(policy)`` makes one that does --
+it asks ``policy(tool_name, arguments)`` and emits the decision before the
+call's attempt; a refusal rejects the call (the model is told) and it becomes
+a denied span::
+
+    guard = processor.tool_guardrail(lambda tool, args: tool != "delete_records")
+
+    @function_tool(tool_input_guardrails=[guard])
+    def delete_records(table: str) -> str: ...
+
+Parents: a turn is a child of the OpenTelemetry span current when the SDK
+starts the agent, except that an agent run as a tool by another agent
+(``agent.as_tool()``) is a child of that tool call's span, and an agent that
+receives a handoff is a child of the turn that handed off -- so one
+``Runner.run`` stays one trace.
+
+Not available from the tracing interface: the user's prompt (turns have an
+empty ``prompt_preview``), and tool-guardrail decisions made by guardrails
+other than ``tool_guardrail``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
+
+try:
+    from agents.tracing import Span, Trace, TracingProcessor, get_current_span
+    from agents.tracing.span_data import (
+        AgentSpanData,
+        FunctionSpanData,
+        GenerationSpanData,
+        GuardrailSpanData,
+        HandoffSpanData,
+        ResponseSpanData,
+    )
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "auditspan.integrations.openai_agents needs the OpenAI Agents SDK: pip install openai-agents"
+    ) from exc
+
+from ..context import find_span_collector, span_context_for
+from ..emitter import PREVIEW_LIMIT, AuditEmitter, new_turn_id
+from ..events import (
+    AuditEvent,
+    ErrorEvent,
+    GenericAuditEvent,
+    ToolCallAttemptEvent,
+    ToolCallCompleteEvent,
+    ToolCallFailureEvent,
+    ToolPolicyDecisionEvent,
+    TurnEndEvent,
+    TurnStartEvent,
+    parse_timestamp,
+)
+from ..governance import is_refusal
+
+__all__ = ["TOOL_ERROR_TYPE", "AuditSpanProcessor"]
+
+_logger = logging.getLogger(__name__)
+
+#: ``error_type`` of a tool call the SDK reports as failed (it keeps no exception class).
+TOOL_ERROR_TYPE = "ToolError"
+#: How many SDK spans the processor tracks at once (a bound, should spans never end).
+_MAX_OPEN_SPANS = 100_000
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _cut(value: Any) -> str:
+    if value is None:
+        return ""
+    return (value if isinstance(value, str) else str(value))[:PREVIEW_LIMIT]
+
+
+@dataclass(eq=False)
+class _TurnState:
+    agent: str
+    turn_id: str
+    session_id: str | None
+    emitter: Any
+    span_context: SpanContext | None = None
+    calls: int = 0
+    content: str = ""
+
+
+@dataclass(eq=False)
+class _CallState:
+    name: str
+    call_id: str
+    turn: _TurnState | None
+    started_at: str
+    arguments: str = ""
+    attempted: bool = False
+    decided_at: str | None = None
+    denied: bool = False
+
+
+@dataclass(eq=False)
+class _SpanInfo:
+    kind: str
+    parent_id: str | None
+    trace_id: str
+    turn: _TurnState | None = None
+    call: _CallState | None = None
+
+
+@dataclass(eq=False)
+class _TraceState:
+    session_id: str | None
+    #: The turn that handed off, and to whom: the receiving agent's turn becomes its child.
+    handoff: tuple[str, SpanContext | None] | None = None
+    turns: list[_TurnState] = field(default_factory=list)
+
+
+class AuditSpanProcessor(TracingProcessor):
+    """An OpenAI Agents SDK ``TracingProcessor`` that emits audit events (see the module docstring).
+
+    Args:
+        target: the handle of ``auditspan.configure()``, a ``SpanCollector``,
+            an ``AuditEmitter``, or None for the process collector
+            (``auditspan.instrumentation.process_collector()``).
+        session_id: the session of runs whose trace has no ``group_id`` (the
+            SDK's conversation id, used when set). Ignored when ``target`` is an
+            emitter (its own session is used).
+        max_sessions: how many per-session emitters are kept.
+
+    Every method catches its own failures: tracing never breaks a run.
+    """
+
+    def __init__(
+        self, target: Any = None, *, session_id: str | None = None, max_sessions: int = 1024
+    ) -> None:
+        self._fixed_emitter: Any = None
+        if target is None:
+            from ..instrumentation import process_collector
+
+            target = process_collector()
+        if hasattr(target, "emit_tool_call_attempt"):
+            self._fixed_emitter = target
+            collector = target
+        elif callable(getattr(target, "emitter", None)) and hasattr(target, "collector"):
+            collector = target.collector
+        else:
+            collector = target
+        self._collector: Any = collector
+        self._span_collector: Any = find_span_collector(collector)
+        self._session_id = session_id
+        self._emitters: OrderedDict[str | None, AuditEmitter] = OrderedDict()
+        self._max_sessions = max_sessions
+        self._spans: OrderedDict[str, _SpanInfo] = OrderedDict()
+        self._traces: dict[str, _TraceState] = {}
+        self._lock = threading.RLock()
+        self._error_logged = False
+
+    # ------------------------------------------------------------------ the SDK's interface
+    def on_trace_start(self, trace: Trace) -> None:
+        """Remember the trace's session (its ``group_id``)."""
+        try:
+            group_id = getattr(trace, "group_id", None)
+            with self._lock:
+                self._traces[trace.trace_id] = _TraceState(
+                    session_id=group_id if isinstance(group_id, str) and group_id else self._session_id
+                )
+        except Exception as exc:
+            self._failed(exc)
+
+    def on_trace_end(self, trace: Trace) -> None:
+        """Forget the trace."""
+        try:
+            with self._lock:
+                self._traces.pop(trace.trace_id, None)
+        except Exception as exc:
+            self._failed(exc)
+
+    def on_span_start(self, span: Span[Any]) -> None:
+        """Start a turn (agent span) or a tool call (function span)."""
+        try:
+            with self._lock:
+                self._on_start(span)
+        except Exception as exc:
+            self._failed(exc)
+
+    def on_span_end(self, span: Span[Any]) -> None:
+        """End a turn or a tool call; record guardrail decisions, handoffs and replies."""
+        try:
+            with self._lock:
+                self._on_end(span)
+        except Exception as exc:
+            self._failed(exc)
+
+    def shutdown(self) -> None:
+        """Flush the collector (its owner shuts it down)."""
+        self.force_flush()
+
+    def force_flush(self) -> None:
+        """Flush the collector."""
+        try:
+            self._collector.flush()
+        except Exception as exc:
+            self._failed(exc)
+
+    # ------------------------------------------------------------------ per-call policy
+    def tool_guardrail(
+        self,
+        policy: Callable[[str, Mapping[str, Any]], Any],
+        *,
+        source: str | None = None,
+        message: str = "This tool call was refused by policy.",
+        name: str = "auditspan_policy",
+    ) -> Any:
+        """A tool input guardrail that asks ``policy(tool_name, arguments)`` and records its verdict.
+
+        ``policy`` returns True / "allow", False / "deny", another verdict
+        word, or ``(verdict, source)``. A refusal rejects the call: the model
+        receives ``message`` instead of a result, and the call is a denied span.
+        """
+        from agents import ToolGuardrailFunctionOutput, ToolInputGuardrail
+
+        policy_source = source or getattr(policy, "__name__", "") or "policy"
+        if policy_source == "<lambda>":
+            policy_source = "policy"
+
+        def guard(data: Any) -> Any:
+            context = data.context
+            try:
+                arguments = json.loads(context.tool_arguments or "{}")
+            except ValueError:
+                arguments = {"arguments": context.tool_arguments}
+            verdict = policy(context.tool_name, arguments if isinstance(arguments, dict) else {})
+            verdict_source = policy_source
+            if isinstance(verdict, tuple) and len(verdict) == 2:
+                verdict, verdict_source = verdict[0], str(verdict[1])
+            action = ("allow" if verdict else "deny") if isinstance(verdict, bool) else str(verdict)
+            self.record_policy_decision(context.tool_name, action, verdict_source)
+            if is_refusal(action):
+                return ToolGuardrailFunctionOutput.reject_content(message, output_info={"decision": action})
+            return ToolGuardrailFunctionOutput.allow(output_info={"decision": action})
+
+        return ToolInputGuardrail(guardrail_function=guard, name=name)
+
+    def record_policy_decision(self, tool_name: str, action: str, source: str = "") -> None:
+        """Record a verdict on the tool call the SDK is running now (call it from a tool guardrail).
+
+        A refusal means the call will not run: no attempt is recorded for it.
+        """
+        try:
+            with self._lock:
+                current = get_current_span()
+                info = self._spans.get(current.span_id) if current is not None else None
+                call = info.call if info is not None else None
+                turn = call.turn if call is not None else None
+                emitter = turn.emitter if turn is not None else self._emitter_for(None)
+                when = _now()
+                event = ToolPolicyDecisionEvent(
+                    timestamp=when,
+                    tool_name=tool_name,
+                    action=action,
+                    policy_source=source,
+                    agent_id=turn.agent if turn is not None else None,
+                    turn_id=turn.turn_id if turn is not None else None,
+                    metadata={"tool_call_id": call.call_id} if call is not None else {},
+                )
+                emitter.emit(event)
+                if call is not None and not call.attempted:
+                    call.decided_at = when
+                    call.denied = is_refusal(action)
+        except Exception as exc:
+            self._failed(exc)
+
+    # ------------------------------------------------------------------ internals
+    def _on_start(self, span: Span[Any]) -> None:
+        data = span.span_data
+        info = _SpanInfo(kind=data.type, parent_id=span.parent_id, trace_id=span.trace_id)
+        self._remember(span.span_id, info)
+        if isinstance(data, AgentSpanData):
+            info.turn = self._start_turn(span, data.name or "agent", info)
+        elif isinstance(data, FunctionSpanData):
+            turn = self._enclosing_turn(span.parent_id)
+            info.call = _CallState(
+                name=data.name,
+                call_id=span.span_id,
+                turn=turn,
+                started_at=span.started_at or _now(),
+            )
+
+    def _start_turn(self, span: Span[Any], agent: str, info: _SpanInfo) -> _TurnState:
+        trace_state = self._traces.get(span.trace_id)
+        session_id = trace_state.session_id if trace_state is not None else self._session_id
+        emitter = self._emitter_for(session_id)
+        turn = _TurnState(
+            agent=agent,
+            turn_id=new_turn_id(),
+            session_id=getattr(emitter, "session_id", session_id),
+            emitter=emitter,
+        )
+        parent: SpanContext | None = None
+        outer_call = self._enclosing_call(span.parent_id)
+        if outer_call is not None:  # an agent run as a tool: under that tool call's span
+            self._attempt(outer_call)
+            parent = self._call_span_context(outer_call)
+        elif trace_state is not None and trace_state.handoff is not None and trace_state.handoff[0] == agent:
+            parent = trace_state.handoff[1]
+            trace_state.handoff = None
+        event = TurnStartEvent(
+            timestamp=span.started_at or _now(),
+            agent_id=agent,
+            turn_id=turn.turn_id,
+            metadata={
+                "agent_name": agent,
+                "openai_agents": {"trace_id": span.trace_id, "span_id": span.span_id},
+            },
+        )
+        token = (
+            otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
+            if parent is not None
+            else None
+        )
+        try:
+            emitter.emit(event)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        if self._span_collector is not None:
+            turn.span_context = span_context_for(self._span_collector, turn.session_id, turn.turn_id)
+        if trace_state is not None:
+            trace_state.turns.append(turn)
+        return turn
+
+    def _on_end(self, span: Span[Any]) -> None:
+        info = self._spans.pop(span.span_id, None)
+        data = span.span_data
+        ended = span.ended_at or _now()
+        if info is not None and info.call is not None:
+            self._end_call(info.call, span, ended)
+        elif info is not None and info.turn is not None:
+            self._end_turn(info.turn, span, ended)
+        elif isinstance(data, GuardrailSpanData):
+            self._guardrail(span, data, ended)
+        elif isinstance(data, HandoffSpanData):
+            self._handoff(span, data, ended)
+        elif isinstance(data, (ResponseSpanData, GenerationSpanData)):
+            text = _reply_text(data)
+            turn = self._enclosing_turn(span.parent_id)
+            if text and turn is not None:
+                turn.content = text
+
+    def _end_call(self, call: _CallState, span: Span[Any], ended: str) -> None:
+        turn = call.turn
+        if turn is not None:
+            turn.calls += 1
+        if call.denied:
+            return  # the decision made it a denied span; the tool did not run
+        data = span.span_data
+        if isinstance(data, FunctionSpanData) and data.input:
+            call.arguments = data.input
+        self._attempt(call)
+        emitter = turn.emitter if turn is not None else self._emitter_for(None)
+        common: dict[str, Any] = {
+            "timestamp": ended,
+            "tool_name": call.name,
+            "agent_id": turn.agent if turn is not None else None,
+            "turn_id": turn.turn_id if turn is not None else None,
+            "metadata": {"tool_call_id": call.call_id},
+        }
+        error = span.error
+        event: AuditEvent
+        if error:
+            detail = error.get("data") or {}
+            message = str(error.get("message") or "")
+            extra = detail.get("error") if isinstance(detail, dict) else None
+            event = ToolCallFailureEvent(
+                error_type=TOOL_ERROR_TYPE,
+                error_message=f"{message}: {extra}" if extra else message,
+                **common,
+            )
+        else:
+            output = data.output if isinstance(data, FunctionSpanData) else None
+            event = ToolCallCompleteEvent(
+                status="success",
+                duration_ms=_duration_ms(call.started_at, ended),
+                result_preview=_cut(output),
+                **common,
+            )
+        emitter.emit(event)
+
+    def _attempt(self, call: _CallState) -> None:
+        """Emit the call's attempt once (at the span's start, or after its policy decision)."""
+        if call.attempted or call.denied:
+            return
+        call.attempted = True
+        turn = call.turn
+        emitter = turn.emitter if turn is not None else self._emitter_for(None)
+        emitter.emit(
+            ToolCallAttemptEvent(
+                timestamp=call.decided_at or call.started_at,
+                tool_name=call.name,
+                arguments_preview=_cut(call.arguments),
+                agent_id=turn.agent if turn is not None else None,
+                turn_id=turn.turn_id if turn is not None else None,
+                metadata={"tool_call_id": call.call_id},
+            )
+        )
+
+    def _end_turn(self, turn: _TurnState, span: Span[Any], ended: str) -> None:
+        error = span.error
+        if error:
+            turn.emitter.emit(
+                ErrorEvent(
+                    timestamp=ended,
+                    error_type=str((error.get("data") or {}).get("type") or "AgentError"),
+                    error_message=str(error.get("message") or ""),
+                    error_context="agent",
+                    agent_id=turn.agent,
+                    turn_id=turn.turn_id,
+                )
+            )
+        turn.emitter.emit(
+            TurnEndEvent(
+                timestamp=ended,
+                agent_id=turn.agent,
+                turn_id=turn.turn_id,
+                content_preview=_cut(turn.content),
+                function_calls_count=turn.calls,
+            )
+        )
+
+    def _guardrail(self, span: Span[Any], data: GuardrailSpanData, ended: str) -> None:
+        turn = self._enclosing_turn(span.parent_id)
+        emitter = turn.emitter if turn is not None else self._emitter_for(self._session_of(span))
+        emitter.emit(
+            ToolPolicyDecisionEvent(
+                timestamp=ended,
+                tool_name="",
+                action="deny" if data.triggered else "allow",
+                policy_source=f"guardrail:{data.name}",
+                agent_id=turn.agent if turn is not None else None,
+                turn_id=turn.turn_id if turn is not None else None,
+                metadata={"guardrail": data.name},
+            )
+        )
+
+    def _handoff(self, span: Span[Any], data: HandoffSpanData, ended: str) -> None:
+        turn = self._enclosing_turn(span.parent_id)
+        emitter = turn.emitter if turn is not None else self._emitter_for(self._session_of(span))
+        emitter.emit(
+            GenericAuditEvent(
+                event_type="agent_switch",
+                timestamp=ended,
+                agent_id=turn.agent if turn is not None else data.from_agent,
+                turn_id=turn.turn_id if turn is not None else None,
+                extra={
+                    "from_agent": data.from_agent or "",
+                    "to_agent": data.to_agent or "",
+                    "reason": "handoff",
+                },
+            )
+        )
+        trace_state = self._traces.get(span.trace_id)
+        if trace_state is not None and data.to_agent:
+            trace_state.handoff = (data.to_agent, turn.span_context if turn is not None else None)
+
+    def _enclosing_turn(self, span_id: str | None) -> _TurnState | None:
+        info = self._walk(span_id, lambda i: i.turn is not None)
+        return info.turn if info is not None else None
+
+    def _enclosing_call(self, span_id: str | None) -> _CallState | None:
+        """The tool call a span runs inside of, unless a turn is nearer (then it is that turn's)."""
+        info = self._walk(span_id, lambda i: i.turn is not None or i.call is not None)
+        return info.call if info is not None else None
+
+    def _walk(self, span_id: str | None, stop: Callable[[_SpanInfo], bool]) -> _SpanInfo | None:
+        for _ in range(256):  # parent chains are short; the bound only guards against cycles
+            if span_id is None:
+                return None
+            info = self._spans.get(span_id)
+            if info is None:
+                return None
+            if stop(info):
+                return info
+            span_id = info.parent_id
+        return None
+
+    def _call_span_context(self, call: _CallState) -> SpanContext | None:
+        turn = call.turn
+        if self._span_collector is None:
+            return None
+        return span_context_for(
+            self._span_collector,
+            turn.session_id if turn is not None else self._session_id,
+            turn.turn_id if turn is not None else None,
+            call.call_id,
+        )
+
+    def _session_of(self, span: Span[Any]) -> str | None:
+        state = self._traces.get(span.trace_id)
+        return state.session_id if state is not None else self._session_id
+
+    def _emitter_for(self, session_id: str | None) -> Any:
+        if self._fixed_emitter is not None:
+            return self._fixed_emitter
+        emitter = self._emitters.get(session_id)
+        if emitter is None:
+            emitter = self._emitters[session_id] = AuditEmitter(self._collector, session_id=session_id)
+            while len(self._emitters) > self._max_sessions:
+                self._emitters.popitem(last=False)
+        else:
+            self._emitters.move_to_end(session_id)
+        return emitter
+
+    def _remember(self, span_id: str, info: _SpanInfo) -> None:
+        self._spans[span_id] = info
+        while len(self._spans) > _MAX_OPEN_SPANS:
+            self._spans.popitem(last=False)
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self._error_logged:
+            self._error_logged = True
+            _logger.error(
+                "auditspan: the OpenAI Agents processor failed (further failures are not logged)",
+                exc_info=exc,
+            )
+
+
+def _duration_ms(started: str, ended: str) -> float:
+    try:
+        return max(0.0, (parse_timestamp(ended) - parse_timestamp(started)).total_seconds() * 1000)
+    except ValueError:
+        return 0.0
+
+
+def _reply_text(data: ResponseSpanData | GenerationSpanData) -> str:
+    """The model's text reply recorded on a response / generation span ("" when not recorded)."""
+    try:
+        if isinstance(data, ResponseSpanData):
+            response = data.response
+            text = getattr(response, "output_text", "") if response is not None else ""
+            return text if isinstance(text, str) else ""
+        for message in reversed(list(data.output or ())):
+            content = message.get("content") if isinstance(message, Mapping) else None
+            if isinstance(content, str) and content:
+                return content
+    except Exception:
+        return ""
+    return ""
