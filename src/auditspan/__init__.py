@@ -36,6 +36,7 @@ from .audit_log import AuditLogExporter, AuditLogExportResult, AuditLogStats, Js
 from .classification import Classification, ClassificationRule, Classifier
 from .collector import CollectorStats, SpanCollector
 from .configuration import AuditSpanHandle, ConfigurationError, configure
+from .context import ContextExecutor
 from .emitter import AuditEmitter, CompositeCollector, new_turn_id
 from .events import (
     AuditEvent,
@@ -55,6 +56,7 @@ from .events import (
     parse_timestamp,
 )
 from .governance import normalize_decision
+from .hooks import Audit, ToolCallDenied, ToolLoopBlocked
 from .policy import policy_input
 from .records import build_record, encode_record, record_schema
 from .redaction import CapturePolicy, Redactor
@@ -63,6 +65,7 @@ from .semantic_types import OperationType, parse_operation_type
 
 __all__ = [
     "PII_EXFILTRATION_RULE",
+    "Audit",
     "AuditEmitter",
     "AuditEvent",
     "AuditLogExportResult",
@@ -77,6 +80,7 @@ __all__ = [
     "CollectorStats",
     "CompositeCollector",
     "ConfigurationError",
+    "ContextExecutor",
     "DeterministicIds",
     "ErrorEvent",
     "GenericAuditEvent",
@@ -91,8 +95,10 @@ __all__ = [
     "SpanCollector",
     "ToolCallAttemptEvent",
     "ToolCallCompleteEvent",
+    "ToolCallDenied",
     "ToolCallFailureEvent",
     "ToolLoopBlockEvent",
+    "ToolLoopBlocked",
     "ToolLoopWarningEvent",
     "ToolPolicyDecisionEvent",
     "TurnEndEvent",
