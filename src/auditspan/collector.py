@@ -716,7 +716,15 @@ class SpanCollector:
                 self._finish_unended_call(turn, calls[0], turn.last_ns)
                 return
 
-    def _find(self, calls_by_tool: dict[str, list[_Call]], fields: dict[str, Any]) -> _Call | None:
+    def _find(
+        self, calls_by_tool: dict[str, list[_Call]], fields: dict[str, Any], *, fresh: bool = False
+    ) -> _Call | None:
+        """The call of this tool an event belongs to: same call id, else same thread, else the oldest.
+
+        With ``fresh``, a call that already had an event of this type is passed
+        over (two parallel calls' policy decisions, or sandbox decisions, go to
+        one each even when thread information is missing, as in a replay).
+        """
         calls = calls_by_tool.get(fields["tool_name"])
         if not calls:
             return None
@@ -726,11 +734,14 @@ class SpanCollector:
             for call in calls:
                 if call.call_id == call_id:
                     return call
+        if len(calls) == 1:
+            return calls[0]
         thread = threading.get_ident()
-        for call in calls:
-            if call.thread == thread:
-                return call
-        return calls[0]
+        ordered = [c for c in calls if c.thread == thread] + [c for c in calls if c.thread != thread]
+        if fresh:
+            event_type = fields["event_type"]
+            return next((c for c in ordered if event_type not in c.seen), ordered[0])
+        return ordered[0]
 
     @staticmethod
     def _remove(calls_by_tool: dict[str, list[_Call]], call: _Call) -> None:
@@ -742,7 +753,7 @@ class SpanCollector:
 
     def _pending_call(self, turn: _Turn, fields: dict[str, Any], ts: int) -> _Call:
         """The not-yet-attempted call a governing event belongs to (new if it already had one)."""
-        call = self._find(turn.pending, fields)
+        call = self._find(turn.pending, fields, fresh=True)
         if call is None or fields["event_type"] in call.seen:
             call = self._new_call(turn, fields, ts)
             turn.pending.setdefault(call.tool_name, []).append(call)
@@ -848,8 +859,10 @@ class SpanCollector:
 
     def _on_during_call(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
-        call = self._find(turn.open, fields)
-        if call is None:
+        call = self._find(turn.open, fields, fresh=True)
+        if call is not None:
+            call.seen.add(fields["event_type"])
+        else:
             call = self._pending_call(turn, fields, ts)
             call.seen.add(fields["event_type"])
             call.events.append(ev)
