@@ -677,85 +677,46 @@ def rotel_pair(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
             _stop(process)
 
 
-def test_rotel_gateway_forwards_spans_and_log_records(rotel_pair: tuple[int, int, Path]) -> None:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.trace import Status, StatusCode
-
-    gw_grpc, gw_http, received = rotel_pair
-    resource = Resource.create({"service.name": "collector-config-test"})
-    # Spans over OTLP/gRPC, log records over OTLP/HTTP: both gateway listeners are exercised.
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(
-        BatchSpanProcessor(OTLPSpanExporter(endpoint=f"http://127.0.0.1:{gw_grpc}", insecure=True))
-    )
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(
-        BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"http://127.0.0.1:{gw_http}/v1/logs"))
-    )
-    tracer = tracer_provider.get_tracer(attrs.INSTRUMENTATION_SCOPE)
-    logger = logger_provider.get_logger(attrs.INSTRUMENTATION_SCOPE)
-    try:
-        with tracer.start_as_current_span(
-            f"{attrs.OPERATION_INVOKE_AGENT} planner",
-            attributes={
-                attrs.GEN_AI_OPERATION_NAME: attrs.OPERATION_INVOKE_AGENT,
-                attrs.GEN_AI_AGENT_NAME: "planner",
-            },
-        ) as turn:
-            with tracer.start_as_current_span(
-                f"{attrs.OPERATION_EXECUTE_TOOL} web_search",
-                attributes={attrs.GEN_AI_TOOL_NAME: "web_search", attrs.TOOL_OUTCOME: attrs.OUTCOME_SUCCESS},
-            ) as allowed:
-                pass
-            with tracer.start_as_current_span(
-                f"{attrs.OPERATION_EXECUTE_TOOL} drop_table",
-                attributes={attrs.GEN_AI_TOOL_NAME: "drop_table", attrs.TOOL_OUTCOME: attrs.OUTCOME_DENIED},
-            ) as denied:
-                denied.set_status(Status(StatusCode.ERROR, "denied by policy"))
-                logger.emit(
-                    event_name=attrs.EVENT_NAME_PREFIX + "tool_policy_decision",
-                    body="policy denied drop_table",
-                    severity_text="warning",
-                    attributes={attrs.EVENT_TYPE: "tool_policy_decision", attrs.POLICY_DECISION: "deny"},
-                )
-        assert tracer_provider.force_flush(10_000)
-        assert logger_provider.force_flush(10_000)
-    finally:
-        tracer_provider.shutdown()
-        logger_provider.shutdown()
-
-    trace_hex = f"{turn.get_span_context().trace_id:032x}"
-    turn_id, allowed_id, denied_id = (f"{s.get_span_context().span_id:016x}" for s in (turn, allowed, denied))
-    expected_event = attrs.EVENT_NAME_PREFIX + "tool_policy_decision"
+def test_rotel_gateway_forwards_the_demo(rotel_pair: tuple[int, int, Path], tmp_path: Path) -> None:
+    """``auditspan demo``, configured by environment only, through the gateway into a real receiver."""
+    gw_grpc, _, received = rotel_pair
+    env = {
+        **_clean_env(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{gw_grpc}",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "AUDITSPAN_EVENTS_AS": "both",  # the audit events as OTLP log records too
+    }
+    demo = subprocess.run(
+        [sys.executable, "-m", "auditspan", "demo", "--output-dir", str(tmp_path), "--no-tree", "--fast"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    span_ids = {r["telemetry"]["span_id"] for r in records}
 
     # force_flush says nothing about delivery: read back what the receiver decoded, with a deadline.
     deadline = time.monotonic() + 30
     while True:
         text = received.read_text(errors="replace")
-        spans, records = _parse_spans(text), _parse_log_records(text)
-        if {turn_id, allowed_id, denied_id} <= spans.keys() and any(
-            r.get("EventName") == expected_event for r in records
-        ):
+        spans, logs = _parse_spans(text), _parse_log_records(text)
+        if span_ids <= spans.keys() and len(logs) >= len(records):
             break
         if time.monotonic() > deadline:
-            pytest.fail(f"not everything arrived through the gateway; the receiver printed:\n{text[-4000:]}")
+            missing = len(span_ids - spans.keys())
+            pytest.fail(
+                f"{missing} spans and {len(records) - len(logs)} log records did not arrive:\n{text[-3000:]}"
+            )
         time.sleep(0.1)
 
-    assert {spans[i]["Trace ID"] for i in (turn_id, allowed_id, denied_id)} == {trace_hex}
-    assert spans[turn_id]["Name"] == "invoke_agent planner"
-    assert spans[turn_id]["Parent ID"] == ""
-    assert spans[allowed_id]["Parent ID"] == turn_id and spans[denied_id]["Parent ID"] == turn_id
-    assert spans[denied_id]["Name"] == "execute_tool drop_table"
-    assert spans[denied_id]["Status code"] == "STATUS_CODE_ERROR"
-    assert spans[denied_id]["attributes"][attrs.TOOL_OUTCOME] == attrs.OUTCOME_DENIED
-    assert spans[allowed_id]["attributes"][attrs.TOOL_OUTCOME] == attrs.OUTCOME_SUCCESS
-
-    (record,) = [r for r in records if r.get("EventName") == expected_event]
-    assert record["Trace ID"] == trace_hex and record["Span ID"] == denied_id
-    assert record["Body"] == "Str(policy denied drop_table)"
+    for record in records:  # every record's ids resolve to a span the receiver decoded
+        span = spans[record["telemetry"]["span_id"]]
+        assert span["Trace ID"] == record["telemetry"]["trace_id"]
+    denied = [s for s in spans.values() if s["attributes"].get(attrs.TOOL_OUTCOME) == attrs.OUTCOME_DENIED]
+    assert denied and all(s["Status code"] == "STATUS_CODE_ERROR" for s in denied)
+    turns = {s["ID"] for s in spans.values() if s["Name"].startswith("invoke_agent ")}
+    assert all(s["Parent ID"] in turns for s in spans.values() if s["Name"].startswith("execute_tool "))
+    policy_logs = [r for r in logs if r.get("EventName") == attrs.EVENT_NAME_PREFIX + "tool_policy_decision"]
+    policy_records = [r for r in records if r["event_type"] == "tool_policy_decision"]
+    assert sorted((r["Trace ID"], r["Span ID"]) for r in policy_logs) == sorted(
+        (r["telemetry"]["trace_id"], r["telemetry"]["span_id"]) for r in policy_records
+    )
