@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Union
+from typing import Any, Final
 
 import orjson
 
@@ -31,6 +31,7 @@ __all__ = [
     "INT64_MIN",
     "KEEP",
     "MAX_DEPTH_MARKER",
+    "TRUNCATED_KEY",
     "AttributeValue",
     "attribute_value",
     "clean_str",
@@ -58,9 +59,7 @@ _FAST_PATH_NODES: Final = 256
 _NON_FINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 #: A valid OpenTelemetry attribute value as returned by ``attribute_value``.
-AttributeValue = Union[
-    str, bool, int, float, Sequence[str], Sequence[bool], Sequence[int], Sequence[float]
-]
+AttributeValue = str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
 
 
 class _Keep:
@@ -160,6 +159,8 @@ def clean_str(value: object) -> str:
             return _repair(value)
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value).decode("utf-8", "replace")
+        if type(value) is int:
+            return _big_int_str(value)
         text = str(value)
         return _repair(text)
     except Exception:
@@ -440,9 +441,7 @@ def _homogeneous(items: Sequence[Any], max_length: int | None) -> tuple[Any, ...
     return None
 
 
-def attribute_value(
-    value: Any, *, max_length: int | None = None, max_items: int = 1000
-) -> AttributeValue:
+def attribute_value(value: Any, *, max_length: int | None = None, max_items: int = 1000) -> AttributeValue:
     """``value`` as a valid OpenTelemetry attribute value. Never raises.
 
     * ``str`` -> itself (lone surrogates repaired); ``bool`` / ``int`` (64-bit)
@@ -476,7 +475,7 @@ def attribute_value(
         if kind is int:
             return int(value) if INT64_MIN <= value <= INT64_MAX else _limit(_big_int_str(value), max_length)
         if kind is float:
-            return float(value) if value - value == 0.0 else _float_str(value)
+            return float(value) if value - value == 0.0 else _limit(_float_str(value), max_length)
         if value is None:
             return ""
         if isinstance(value, str):
