@@ -54,6 +54,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -80,7 +82,7 @@ from opentelemetry.trace import (
 from . import attributes as attr
 from ._bounded import run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
-from ._sanitize import clean_str
+from ._sanitize import attribute_value, clean_str, truncate
 from .audit_log import AuditLogExporter, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
@@ -92,6 +94,13 @@ from .semantic_types import EVENT_TYPE_OPERATIONS, OperationType
 __all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]
 
 _logger = logging.getLogger(__name__)
+
+_EVENT_ID = re.compile(r"evt_[0-9A-Za-z_-]{1,128}")
+#: Span times are nanoseconds in a signed 64-bit field on the way (the SDK's int64 checks).
+_MAX_SPAN_TIME_NS = 2**63 - 1
+
+#: Longest string auditspan puts on a span unless the OTel length limits say otherwise.
+DEFAULT_ATTRIBUTE_LENGTH = 8_192
 
 #: Accepted values of ``events_as``.
 EVENTS_AS = ("span_events", "logs", "both")
@@ -113,7 +122,25 @@ _GOVERNING = frozenset({_POLICY, _LOOP_WARNING, _LOOP_BLOCK})
 #: Seed fields that the span itself carries, so span events need not repeat them.
 _ENVELOPE_FIELDS = frozenset({"event_type", "timestamp", "agent_id", "turn_id", "session_id", "tool_name"})
 _CONTENT_FIELDS = ("prompt_preview", "content_preview", "arguments_preview", "result_preview")
-_SCRUBBED_FIELDS = ("error_message", "error_context", "reason", "policy_source", "pattern", "context")
+#: Fields that hold ids, names and tags rather than content: never scrubbed (cheap, and stable to match on).
+_UNSCRUBBED_FIELDS = frozenset(
+    {
+        "event_type",
+        "timestamp",
+        "agent_id",
+        "turn_id",
+        "session_id",
+        "severity",
+        "tool_name",
+        "event_id",
+        "status",
+        "action",
+        "mutated_field",
+        "severity_level",
+        "backend_type",
+        "error_type",
+    }
+)
 _OPTIONAL_STR_FIELDS = ("agent_id", "turn_id", "session_id")
 _INVALID = "auditspan.invalid_event"
 _COERCED = "auditspan.coerced"
@@ -232,6 +259,10 @@ class SpanCollector:
         rules: a behavioural-rule engine (``observe(record) -> matches``).
         ids: ``RandomIds()`` (default) or ``DeterministicIds()`` for replays.
         max_open_turns, max_calls_per_turn, stale_turn_after_s: state bounds.
+        max_attribute_length: strings auditspan puts on spans are cut to this
+            many characters, the cut marked ``…[truncated N chars]`` (default:
+            ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
+            else 8,192). Audit records keep every value whole.
         flush_timeout_s: the longest ``flush()`` waits for each exporter.
 
     Raises:
@@ -254,6 +285,7 @@ class SpanCollector:
         max_calls_per_turn: int = 1_024,
         stale_turn_after_s: float = 3_600.0,
         flush_timeout_s: float = 10.0,
+        max_attribute_length: int | None = None,
     ) -> None:
         if events_as not in EVENTS_AS:
             raise ValueError(f"events_as must be one of {', '.join(EVENTS_AS)}; got {events_as!r}")
@@ -288,6 +320,7 @@ class SpanCollector:
         self._max_calls_per_turn = max_calls_per_turn
         self._stale_after = stale_turn_after_s
         self._flush_timeout_ms = int(flush_timeout_s * 1000)
+        self._max_length = max_attribute_length or _attribute_length_limit()
         self._turns: OrderedDict[tuple[str | None, str | None, str | None], _Turn] = OrderedDict()
         self._latest: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None]] = {}
         self._lock = threading.RLock()
@@ -426,13 +459,20 @@ class SpanCollector:
             if event_type not in (None, ""):
                 coerced["event_type"] = clean_str(event_type)
             event_type = "base"
+        elif not event_type.isascii():
+            event_type = clean_str(event_type)
         fields["event_type"] = event_type
         stamp = fields.get("timestamp")
         ts = 0
         if isinstance(stamp, str):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, OverflowError):
                 ts = timestamp_to_ns(stamp)
-        if not ts:
+        if not 0 < ts < _MAX_SPAN_TIME_NS and ts:
+            # A valid timestamp OTLP cannot carry (before 1970, after 2262): the record keeps it,
+            # the span is stamped when auditspan received the event.
+            self.stats.bad_timestamps += 1
+            ts = time.time_ns()
+        elif not ts:
             self.stats.bad_timestamps += 1
             if stamp is not None:
                 coerced["timestamp"] = clean_str(stamp)
@@ -454,26 +494,19 @@ class SpanCollector:
             value = fields.get(name, default)
             if isinstance(default, str):
                 ok = isinstance(value, str)
-            elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                ok = False
+            elif isinstance(value, int):  # JSON readers and OTLP take 64-bit integers
+                ok = -(2**63) <= value < 2**63
             else:
-                ok = isinstance(value, int) and not isinstance(value, bool)
+                ok = isinstance(default, float) and math.isfinite(value)
             if not ok:
                 coerced[name] = clean_str(value)
                 value = coerced[name] if isinstance(default, str) else default
             fields[name] = value
-        redactor = self.redactor
-        if redactor is not None:
-            for name in _CONTENT_FIELDS:
-                value = fields.get(name)
-                if isinstance(value, str) and value:
-                    fields[name] = redactor.capture(value)
-            for name in _SCRUBBED_FIELDS:
-                value = fields.get(name)
-                if isinstance(value, str) and value:
-                    fields[name] = redactor.scrub(value)
-            if metadata:
-                metadata = redactor.redact_value(metadata)
+        fields = self._scrubbed(fields)
+        if metadata:
+            metadata = self.redactor.redact_value(metadata)
         if coerced:
             metadata = {**metadata, _COERCED: coerced}
         fields["metadata"] = metadata
@@ -512,7 +545,7 @@ class SpanCollector:
             self._add_event(turn.span, ev)
         prompt = fields.get("prompt_preview")
         if prompt and turn.span is not None:
-            turn.span.set_attribute(attr.TURN_PROMPT_PREVIEW, str(prompt))
+            turn.span.set_attribute(attr.TURN_PROMPT_PREVIEW, self._text(prompt))
         return self._record(ev, turn.trace_id, turn.span_id, self._type_of_event(_TURN_START))
 
     def _on_turn_end(self, ev: _Event) -> dict[str, Any]:
@@ -526,7 +559,7 @@ class SpanCollector:
         assert span is not None
         content = fields.get("content_preview")
         if content:
-            span.set_attribute(attr.TURN_CONTENT_PREVIEW, str(content))
+            span.set_attribute(attr.TURN_CONTENT_PREVIEW, self._text(content))
         count = fields.get("function_calls_count")
         if isinstance(count, int) and not isinstance(count, bool):
             span.set_attribute(attr.TURN_FUNCTION_CALLS_COUNT, count)
@@ -668,12 +701,11 @@ class SpanCollector:
         self._add_event(span, ev)
         return self._record(ev, trace_id, span_id, self._type_of_event(event_type))
 
-    @staticmethod
-    def _decorate_error(span: Span, fields: dict[str, Any]) -> None:
+    def _decorate_error(self, span: Span, fields: dict[str, Any]) -> None:
         if fields["event_type"] == _ERROR:
-            error_type = fields.get("error_type")
-            span.set_attribute(attr.ERROR_TYPE, str(error_type) if error_type else attr.ERROR_TYPE_OTHER)
-            span.set_status(Status(StatusCode.ERROR, str(fields.get("error_message") or "")))
+            error_type = self._text(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
+            span.set_attribute(attr.ERROR_TYPE, error_type)
+            span.set_status(Status(StatusCode.ERROR, self._text(fields.get("error_message") or "")))
 
     @staticmethod
     def _type_of_event(event_type: str) -> str:
@@ -771,7 +803,7 @@ class SpanCollector:
             decision = str(fields.get("action") or "")
             call.attributes[attr.POLICY_DECISION] = call.governance.get("decision") or decision
             if fields.get("policy_source"):
-                call.attributes[attr.POLICY_SOURCE] = str(fields["policy_source"])
+                call.attributes[attr.POLICY_SOURCE] = self._text(fields["policy_source"])
             call.events.append(ev)
             if is_refusal(call.governance.get("decision")):
                 call.refused = True
@@ -813,7 +845,7 @@ class SpanCollector:
         args_text = args if isinstance(args, str) else ""
         call.classification = self._classify(call.tool_name, args_text, fields["metadata"])
         if args_text:
-            call.attributes[attr.TOOL_ARGUMENTS_PREVIEW] = args_text
+            call.attributes[attr.TOOL_ARGUMENTS_PREVIEW] = self._text(args_text)
         call.seen.add(_ATTEMPT)
         self._start_call_span(turn, call, fields)
         turn.open.setdefault(call.tool_name, []).append(call)
@@ -871,9 +903,9 @@ class SpanCollector:
             span = call.span
             assert span is not None
             if fields.get("backend_type"):
-                span.set_attribute(attr.SANDBOX_BACKEND, str(fields["backend_type"]))
+                span.set_attribute(attr.SANDBOX_BACKEND, self._text(fields["backend_type"]))
             if fields.get("context"):
-                span.set_attribute(attr.SANDBOX_CONTEXT, str(fields["context"]))
+                span.set_attribute(attr.SANDBOX_CONTEXT, self._text(fields["context"]))
         self._add_event(call.span, ev)
         return self._call_record(ev, call)
 
@@ -979,24 +1011,28 @@ class SpanCollector:
         turn.calls = max(0, turn.calls - 1)
         if fields is not None and fields["event_type"] == _COMPLETE:
             if fields.get("status"):
-                span.set_attribute(attr.TOOL_STATUS, str(fields["status"]))
+                span.set_attribute(attr.TOOL_STATUS, self._text(fields["status"]))
             duration = fields.get("duration_ms")
             if isinstance(duration, (int, float)) and not isinstance(duration, bool):
                 span.set_attribute(attr.TOOL_DURATION_MS, float(duration))
             if fields.get("result_preview"):
-                span.set_attribute(attr.TOOL_RESULT_PREVIEW, str(fields["result_preview"]))
+                span.set_attribute(attr.TOOL_RESULT_PREVIEW, self._text(fields["result_preview"]))
         elif outcome == attr.OUTCOME_FAILURE and fields is not None:
-            error_type = str(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
-            message = str(fields.get("error_message") or "")
+            error_type = self._text(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
+            message = self._text(fields.get("error_message") or "")
             span.set_attribute(attr.ERROR_TYPE, error_type)
             if message:
                 span.set_attribute(attr.TOOL_ERROR_MESSAGE, message)
-            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}" if message else error_type))
+            span.set_status(
+                Status(StatusCode.ERROR, self._text(f"{error_type}: {message}" if message else error_type))
+            )
         elif outcome in (attr.OUTCOME_DENIED, attr.OUTCOME_BLOCKED):
             error_type = attr.ERROR_TYPE_DENIED if outcome == attr.OUTCOME_DENIED else attr.ERROR_TYPE_BLOCKED
             span.set_attribute(attr.ERROR_TYPE, error_type)
-            source = str(fields.get("policy_source") or fields.get("pattern") or "") if fields else ""
-            span.set_status(Status(StatusCode.ERROR, f"{outcome} by {source}" if source else outcome))
+            source = self._text(fields.get("policy_source") or fields.get("pattern") or "") if fields else ""
+            span.set_status(
+                Status(StatusCode.ERROR, self._text(f"{outcome} by {source}" if source else outcome))
+            )
         elif outcome == attr.OUTCOME_INCOMPLETE:
             span.set_attribute(attr.ERROR_TYPE, attr.ERROR_TYPE_TOOL_INCOMPLETE)
             span.set_status(Status(StatusCode.ERROR, "tool call did not complete before its turn ended"))
@@ -1020,6 +1056,10 @@ class SpanCollector:
             from . import __version__
 
             tracer = provider.get_tracer(attr.INSTRUMENTATION_SCOPE, __version__)
+            limits = getattr(tracer, "_span_limits", None)  # the SDK would cut silently: mark it ourselves
+            limit = getattr(limits, "max_attribute_length", None)
+            if isinstance(limit, int) and 0 < limit < self._max_length:
+                self._max_length = limit
             inner = getattr(tracer, "id_generator", None)
             if inner is not None:
                 self._injector = _InjectingIdGenerator(inner)
@@ -1070,6 +1110,11 @@ class SpanCollector:
             self.stats.spans_unsampled += 1  # its records are still written, with its ids
         return span
 
+    def _text(self, value: Any) -> str:
+        """A string for a span attribute or status, cut (and marked) at ``max_attribute_length``."""
+        text = value if isinstance(value, str) else clean_str(value)
+        return text if len(text) <= self._max_length else truncate(text, self._max_length)[0]
+
     def _event_attributes(self, fields: dict[str, Any], event_id: str | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {attr.EVENT_TYPE: fields["event_type"]}
         if event_id:
@@ -1079,13 +1124,15 @@ class SpanCollector:
                 continue
             if name == "metadata":
                 if value:
-                    attributes[attr.EVENT_METADATA] = encode_record(value).decode().rstrip("\n")
+                    attributes[attr.EVENT_METADATA] = self._text(encode_record(value).decode().rstrip("\n"))
             elif name == "severity":
-                attributes[attr.EVENT_SEVERITY] = str(value)
-            elif isinstance(value, (str, bool, int, float)):
-                attributes[attr.EVENT_FIELD_PREFIX + name] = value
-            else:
-                attributes[attr.EVENT_FIELD_PREFIX + name] = encode_record(value).decode().rstrip("\n")
+                attributes[attr.EVENT_SEVERITY] = self._text(value)
+            elif isinstance(value, str):
+                attributes[attr.EVENT_FIELD_PREFIX + name] = self._text(value)
+            else:  # numbers beyond 64 bits and containers become (JSON) strings
+                attributes[attr.EVENT_FIELD_PREFIX + name] = attribute_value(
+                    value, max_length=self._max_length
+                )
         return attributes
 
     def _add_event(self, span: Span | None, ev: _Event) -> None:
@@ -1153,10 +1200,35 @@ class SpanCollector:
             classification=call.classification,
         )
 
+    def _scrubbed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Every field as valid text, with the capture policy applied.
+
+        Previews go through ``capture`` (the policy decides: dropped, redacted,
+        kept); every other string, and every container, of any event type
+        through the secret scrubber -- only ids, names and the event's own
+        tags are left as they are. Non-string field names become strings.
+        """
+        if not all(type(name) is str and name.isascii() for name in fields):
+            fields = {clean_str(name): value for name, value in fields.items()}
+        redactor = self.redactor
+        for name, value in fields.items():
+            if isinstance(value, str):
+                if not value.isascii():
+                    value = clean_str(value)  # lone surrogates cannot be encoded
+                if not value or name in _UNSCRUBBED_FIELDS:
+                    fields[name] = value
+                elif name in _CONTENT_FIELDS:
+                    fields[name] = redactor.capture(value)
+                else:
+                    fields[name] = redactor.scrub(value)
+            elif isinstance(value, (dict, list, tuple)) and name != "metadata":
+                fields[name] = redactor.redact_value(value)
+        return fields
+
     def _event_id(self, fields: dict[str, Any]) -> str:
         # A replayed canonical record keeps its id (the envelope key is not an event field).
         existing = fields.pop("event_id", None)
-        if isinstance(existing, str) and existing.startswith("evt_"):
+        if isinstance(existing, str) and _EVENT_ID.fullmatch(existing):
             return existing
         return self._ids.event_id(fields, self._position)
 
@@ -1211,7 +1283,7 @@ class SpanCollector:
             (attr.GEN_AI_TOOL_NAME, record.get("tool_name")),
         ):
             if value:
-                attributes[key] = value
+                attributes[key] = self._text(value)
         self._logger.emit(
             timestamp=ts,
             context=ctx,
@@ -1227,6 +1299,14 @@ class SpanCollector:
         if not self._error_logged:
             self._error_logged = True
             _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
+
+
+def _attribute_length_limit() -> int:
+    for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return DEFAULT_ATTRIBUTE_LENGTH
 
 
 def _iso_from_ns(ts: int) -> str:
