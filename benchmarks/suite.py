@@ -1,0 +1,470 @@
+"""The whole benchmark: every section, the table, the JSON file and the verdict on each target.
+
+``benchmarks/run.py`` is the command line; ``run_suite(config)`` is the same
+from Python (the smoke test runs it with tiny sizes). ``QUICK`` and ``FULL``
+are the two presets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from . import endtoend, memory, micro
+
+__all__ = ["FULL", "QUICK", "Config", "machine", "render", "run_suite", "verdicts"]
+
+#: The per-event target: collector + canonical log per event, over the bare SDK.
+MAX_OVERHEAD_RATIO = 1.5
+#: The agent thread's time per canonical record.
+MAX_EXPORT_US = 5.0
+#: Events/s into rotel that must be sustained with nothing lost.
+MIN_EVENTS_PER_S = 10_000
+#: Pace of the sustained run: 2% above the target, so reaching the target is not a rounding matter.
+PACED_RATE = MIN_EVENTS_PER_S * 1.02
+#: RSS growth allowed over the long stream.
+MAX_RSS_GROWTH_MB = 50.0
+#: "Flat": per-event cost at the largest size over the smallest.
+MAX_SCALING_RATIO = 1.25
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of every section (``e2e_seconds=0`` leaves the end-to-end runs out)."""
+
+    name: str
+    reps: int
+    per_event_turns: int
+    classification_calls: int
+    log_records: int
+    e2e_seconds: float
+    memory_events: int
+    memory_open_turns: int
+    memory_warmup_turns: int
+    scaling_reps: int
+    calls_per_turn_sizes: tuple[int, ...]
+    calls_per_turn_events: int
+    open_turn_sizes: tuple[int, ...]
+    open_turn_calls: int
+
+
+QUICK = Config(
+    name="quick",
+    reps=5,
+    per_event_turns=150,
+    classification_calls=1_000,
+    log_records=10_000,
+    e2e_seconds=3.0,
+    memory_events=50_000,
+    memory_open_turns=10_000,
+    memory_warmup_turns=500,
+    scaling_reps=3,
+    calls_per_turn_sizes=(1, 10, 100, 1_000),
+    calls_per_turn_events=5_000,
+    open_turn_sizes=(1, 100, 10_000),
+    open_turn_calls=1_000,
+)
+
+FULL = Config(
+    name="full",
+    reps=9,
+    per_event_turns=1_000,
+    classification_calls=5_000,
+    log_records=100_000,
+    e2e_seconds=60.0,
+    memory_events=1_000_000,
+    memory_open_turns=10_000,
+    memory_warmup_turns=500,
+    scaling_reps=5,
+    calls_per_turn_sizes=(1, 10, 100, 1_000, 10_000),
+    calls_per_turn_events=25_000,
+    open_turn_sizes=(1, 10, 100, 1_000, 10_000),
+    open_turn_calls=5_000,
+)
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured: CPUs, CPU model, Python, package versions, load."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for package in ("opentelemetry-sdk", "orjson", "protobuf", "grpcio", "rotel"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": model,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def _e2e(config: Config, workdir: Path) -> dict[str, Any]:
+    runs: dict[str, Any] = {}
+    with endtoend.Rotel(workdir) as rotel:
+        for protocol in ("grpc", "http/protobuf"):
+            # Baseline capacity first, then auditspan unpaced, then the sustained paced run.
+            for label, rate, variant in (
+                ("bare_sdk_unpaced", 0.0, "bare_sdk"),
+                ("auditspan_unpaced", 0.0, "auditspan"),
+                ("auditspan_paced", PACED_RATE, "auditspan"),
+            ):
+                runs[f"{protocol}:{label}"] = endtoend.measure(
+                    rotel, protocol, config.e2e_seconds, rate, variant
+                )
+    return runs
+
+
+def _memory(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scenario, size in (("stream", config.memory_events), ("open_turns", config.memory_open_turns)):
+        for variant in ("bare_sdk", "auditspan"):
+            out[f"{scenario}:{variant}"] = memory.measure(
+                scenario, variant, size, warmup_turns=config.memory_warmup_turns
+            )
+    return out
+
+
+def run_suite(config: Config, *, json_path: Path | None = None, out: IO[str] | None = None) -> dict[str, Any]:
+    """Run every section of ``config``, print progress and the table; return (and write) the JSON report."""
+    stream = out if out is not None else sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=stream, flush=True)
+
+    checks = micro.Checks()
+    report: dict[str, Any] = {
+        "config": asdict(config),
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "results": {},
+    }
+    results = report["results"]
+    with tempfile.TemporaryDirectory(prefix="auditspan-bench-") as tmp:
+        workdir = Path(tmp)
+        sections: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("per_event", lambda: micro.per_event(config.per_event_turns, config.reps, workdir, checks)),
+            ("classification", lambda: micro.classification(config.classification_calls, config.reps)),
+            ("canonical_log", lambda: micro.canonical_log(config.log_records, config.reps, workdir, checks)),
+            (
+                "scaling_calls_per_turn",
+                lambda: micro.scaling_calls_per_turn(
+                    config.calls_per_turn_sizes,
+                    config.calls_per_turn_events,
+                    config.scaling_reps,
+                    workdir,
+                    checks,
+                ),
+            ),
+            (
+                "scaling_open_turns",
+                lambda: micro.scaling_open_turns(
+                    config.open_turn_sizes, config.open_turn_calls, config.scaling_reps, workdir, checks
+                ),
+            ),
+            ("memory", lambda: _memory(config)),
+        ]
+        if config.e2e_seconds > 0:
+            sections.append(("end_to_end", lambda: _e2e(config, workdir)))
+        for name, section in sections:
+            say(f"... {name}")
+            began = time.perf_counter()
+            results[name] = section()
+            say(f"    done in {time.perf_counter() - began:.1f} s")
+    report["machine"]["load_average_after"] = list(os.getloadavg())
+    report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    _check_end_to_end(results.get("end_to_end", {}), checks)
+    _check_memory(results["memory"], checks)
+    report["checks"] = {"checked": checks.checked, "problems": checks.problems}
+    report["targets"] = verdicts(report, config)
+    say(render(report))
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        say(f"JSON written to {json_path}")
+    return report
+
+
+def _check_end_to_end(runs: dict[str, Any], checks: micro.Checks) -> None:
+    for label, run in runs.items():
+        if run["variant"] == "auditspan":
+            checks.expect(f"e2e {label}: records written", run["events"], run["records_written"])
+        checks.expect(f"e2e {label}: internal errors", 0, run["internal_errors"])
+
+
+def _check_memory(runs: dict[str, Any], checks: micro.Checks) -> None:
+    for label, run in runs.items():
+        if "records" in run:
+            checks.expect(f"memory {label}: records", run["events_total"], run["records"])
+        checks.expect(f"memory {label}: spans exported", run["spans_total"], run["spans_exported"])
+
+
+def verdicts(report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
+    """PASS / FAIL per target (SKIP when its section did not run). Timings are wall-clock medians."""
+    results = report["results"]
+    out: list[dict[str, Any]] = []
+
+    def verdict(name: str, value: float | None, limit: float, ok: bool | None, shown: str) -> None:
+        status = "SKIP" if ok is None else ("PASS" if ok else "FAIL")
+        out.append({"target": name, "value": value, "limit": limit, "status": status, "shown": shown})
+
+    auditspan = results["per_event"]["cases"]["auditspan"]
+    ratio = auditspan["ratio_wall"]
+    verdict(
+        f"collector + canonical log <= {MAX_OVERHEAD_RATIO}x bare SDK per event",
+        ratio,
+        MAX_OVERHEAD_RATIO,
+        ratio <= MAX_OVERHEAD_RATIO,
+        f"{ratio:.2f}x (agent-thread CPU: {auditspan['ratio_cpu']:.2f}x)",
+    )
+    export = results["canonical_log"]["agent_thread"]["export"]
+    verdict(
+        f"agent thread <= {MAX_EXPORT_US:g} us per canonical record",
+        export["us_wall"],
+        MAX_EXPORT_US,
+        export["us_wall"] <= MAX_EXPORT_US,
+        f"{export['us_wall']:.2f} us (CPU {export['us_cpu']:.2f} us)",
+    )
+    e2e = results.get("end_to_end")
+    for protocol, label in (("grpc", "gRPC"), ("http/protobuf", "HTTP")):
+        name = (
+            f">= {MIN_EVENTS_PER_S:,} events/s into rotel ({label}), {config.e2e_seconds:g} s, nothing lost"
+        )
+        if not e2e:
+            verdict(name, None, MIN_EVENTS_PER_S, None, "not run")
+            continue
+        run = e2e[f"{protocol}:auditspan_paced"]
+        complete = (
+            run["spans_dropped"] == 0
+            and run["spans_failed"] == 0
+            and run["rotel_received"] == run["spans_produced"]
+            and run["records_written"] == run["events"]
+        )
+        rate = run["events_per_s"]
+        shown = (
+            f"{rate:,.0f}/s; spans {run['rotel_received']:,}/{run['spans_produced']:,}; "
+            f"records {run['records_written']:,}/{run['events']:,}"
+        )
+        verdict(name, rate, MIN_EVENTS_PER_S, rate >= MIN_EVENTS_PER_S and complete, shown)
+    stream = results["memory"]["stream:auditspan"]
+    growth = stream["growth"] / _MB
+    verdict(
+        f"RSS growth < {MAX_RSS_GROWTH_MB:g} MB over {stream['events']:,} events",
+        growth,
+        MAX_RSS_GROWTH_MB,
+        growth < MAX_RSS_GROWTH_MB,
+        f"{growth:.1f} MB (peak {stream['peak_growth'] / _MB:.1f} MB)",
+    )
+    for section, what in (
+        ("scaling_calls_per_turn", "tool calls per turn"),
+        ("scaling_open_turns", "open turns"),
+    ):
+        data = results[section]
+        flat = data["last_over_first"]
+        sizes = data["sizes"]
+        verdict(
+            f"cost per event flat from {sizes[0]:,} to {sizes[-1]:,} {what} (<= {MAX_SCALING_RATIO}x)",
+            flat["auditspan_wall"],
+            MAX_SCALING_RATIO,
+            flat["auditspan_wall"] <= MAX_SCALING_RATIO,
+            f"{flat['auditspan_wall']:.2f}x (CPU {flat['auditspan_cpu']:.2f}x)",
+        )
+    problems = report["checks"]["problems"]
+    verdict(
+        "every run produced every span and record it should (counts)",
+        len(problems),
+        0,
+        not problems,
+        f"{report['checks']['checked']} counts checked, {len(problems)} wrong",
+    )
+    return out
+
+
+_COLUMNS = ("", "wall", "baseline", "ratio", "CPU ratio")
+
+
+def _row(label: str, *cells: str) -> str:
+    padded = [*cells, "", "", "", ""][:4]
+    return f"  {label:<56}" + "".join(f"{cell:>14}" for cell in padded)
+
+
+def _timed_rows(cases: dict[str, Any], baseline: str, rows: list[tuple[str, str]], unit: str) -> list[str]:
+    base = cases[baseline]
+    lines = [_row(rows[0][1], f"{base['us_wall']:.2f} {unit}")]
+    for key, label in rows[1:]:
+        case = cases[key]
+        lines.append(
+            _row(
+                label,
+                f"{case['us_wall']:.2f} {unit}",
+                f"{base['us_wall']:.2f} {unit}",
+                f"{case['ratio_wall']:.2f}x",
+                f"{case['ratio_cpu']:.2f}x",
+            )
+        )
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human-readable table of a report."""
+    r = report["results"]
+    m = report["machine"]
+    lines = [
+        f"auditspan benchmarks ({report['config']['name']}) -- {m['nproc']} CPUs, {m['cpu_model']}, "
+        f"Python {m['python']}, opentelemetry-sdk {m['packages']['opentelemetry-sdk']}",
+        f"load average {m['load_average'][0]:.2f} before, {m.get('load_average_after', [0.0])[0]:.2f} after. "
+        "Medians of interleaved repetitions; ratio = subject / baseline of the same run",
+        "(wall clock; 'CPU ratio' uses the agent thread's CPU time, steadier on a busy machine).",
+        "",
+        _row(*_COLUMNS),
+    ]
+    pe = r["per_event"]
+    lines.append(f"per event ({pe['events']:,} events of {pe['turns']:,} turns, {pe['reps']} reps), us/event")
+    lines += _timed_rows(
+        pe["cases"],
+        "bare_sdk",
+        [
+            ("bare_sdk", "bare SDK: same spans, BatchSpanProcessor, no-op exporter"),
+            ("auditspan", "auditspan: collector + canonical log"),
+            ("collector_only", "  collector without audit log"),
+            ("audit_log_only", "  audit log alone (export of each record)"),
+        ],
+        "us",
+    )
+    cl = r["classification"]
+    lines.append(f"classification ({cl['calls']:,} realistic previews, {cl['reps']} reps), us/call")
+    lines += _timed_rows(
+        cl["cases"],
+        "json_dumps_event",
+        [
+            ("json_dumps_event", "json.dumps of one event (yardstick)"),
+            ("classify_new_previews", "classify, every preview new (the collector's case)"),
+            ("classify_cache_off", "classify, memo cache off"),
+            ("classify_cache_hit", "classify, cache hit"),
+        ],
+        "us",
+    )
+    lg = r["canonical_log"]
+    lines.append(
+        f"canonical log ({lg['records']:,} records, {lg['reps']} reps), us/record on the agent thread"
+    )
+    lines += _timed_rows(
+        lg["agent_thread"],
+        "json_dumps_record",
+        [
+            ("json_dumps_record", "json.dumps of one record (yardstick)"),
+            ("encode_record", "encode_record (orjson)"),
+            ("export", "JsonLinesAuditLog.export, one record a call"),
+        ],
+        "us",
+    )
+    rps = lg["records_per_s"]
+    lines.append(
+        _row(
+            "records/s to disk (vs json.dumps+write+fsync; higher=better)",
+            f"{rps['json_lines_audit_log']:,.0f}",
+            f"{rps['naive_json_writer']:,.0f}",
+            f"{lg['throughput_ratio_vs_naive']:.2f}x",
+        )
+    )
+    for section, title in (
+        ("scaling_calls_per_turn", "scaling: tool calls per turn"),
+        ("scaling_open_turns", "scaling: turns open at once"),
+    ):
+        sc = r[section]
+        cases = sc["cases"]
+        first = sc["sizes"][0]
+        lines.append(f"{title} ({sc['reps']} reps), us/event; ratio = auditspan / auditspan at {first:,}")
+        for size in sc["sizes"]:
+            ours, bare = cases[f"auditspan@{size}"], cases[f"bare_sdk@{size}"]
+            base = cases[f"auditspan@{first}"]
+            lines.append(
+                _row(
+                    f"{size:>7,}: auditspan (baseline: bare SDK)",
+                    f"{ours['us_wall']:.1f} us",
+                    f"{bare['us_wall']:.1f} us",
+                    f"{ours['us_wall'] / base['us_wall']:.2f}x",
+                    f"{ours['us_cpu'] / base['us_cpu']:.2f}x",
+                )
+            )
+        flat = sc["last_over_first"]
+        lines.append(
+            _row(
+                "last / first: auditspan (baseline: bare SDK's own)",
+                "",
+                f"{flat['bare_sdk_wall']:.2f}x",
+                f"{flat['auditspan_wall']:.2f}x",
+                f"{flat['auditspan_cpu']:.2f}x",
+            )
+        )
+    mem = r["memory"]
+    lines.append("memory: RSS growth after flush (peak), fresh interpreter each")
+    for scenario, label in (("stream", "events of complete turns"), ("open_turns", "never-ended turns")):
+        a, b = mem[f"{scenario}:auditspan"], mem[f"{scenario}:bare_sdk"]
+        count = a["events"] if scenario == "stream" else a["size"]
+        # A ratio of two growths under a megabyte says nothing.
+        ratio_text = f"{a['growth'] / b['growth']:.2f}x" if b["growth"] >= _MB else "-"
+        lines.append(
+            _row(
+                f"{count:,} {label}",
+                f"{a['growth'] / _MB:.1f} ({a['peak_growth'] / _MB:.1f}) MB",
+                f"{b['growth'] / _MB:.1f} MB",
+                ratio_text,
+            )
+        )
+    e2e = r.get("end_to_end")
+    if e2e:
+        lines.append(
+            "end to end into rotel (blackhole exporter): events/s; spans rotel got / produced; records"
+        )
+        for protocol in ("grpc", "http/protobuf"):
+            bare = e2e[f"{protocol}:bare_sdk_unpaced"]
+            for key, label in (
+                ("bare_sdk_unpaced", "bare SDK, unpaced"),
+                ("auditspan_unpaced", "auditspan, unpaced"),
+                ("auditspan_paced", f"auditspan, paced at {PACED_RATE:,.0f}/s"),
+            ):
+                run = e2e[f"{protocol}:{key}"]
+                lost = run["spans_produced"] - run["rotel_received"]
+                detail = f"spans {run['rotel_received']:,}/{run['spans_produced']:,}"
+                if run["variant"] == "auditspan":
+                    detail += f", records {run['records_written']:,}/{run['events']:,}"
+                if lost:
+                    detail += f", {lost:,} spans LOST"
+                lines.append(
+                    _row(
+                        f"{protocol} {label} ({run['seconds']:.0f} s)",
+                        f"{run['events_per_s']:,.0f}/s",
+                        f"{bare['events_per_s']:,.0f}/s",
+                        f"{run['events_per_s'] / bare['events_per_s']:.2f}x",
+                    )
+                )
+                lines.append(f"      {detail}")
+    lines += ["", "targets"]
+    for v in report["targets"]:
+        lines.append(f"  {v['status']:<5} {v['target']:<76} {v['shown']}")
+    if report["checks"]["problems"]:
+        lines.append("count mismatches:")
+        lines.extend(f"  - {p}" for p in report["checks"]["problems"])
+    return "\n".join(lines)
