@@ -92,7 +92,7 @@ class SpanExportStats:
 
     @property
     def dropped(self) -> int:
-        """Spans that never reached the exporter (queue full), once the pipeline is flushed."""
+        """Spans that never reached the exporter: the queue was full, or shutdown gave up waiting."""
         return max(0, self.ended - self.exported - self.failed)
 
 
@@ -198,7 +198,8 @@ class AuditSpanHandle:
         stats, unsampled = self.span_stats, self.collector.stats.spans_unsampled
         if stats.failed or stats.dropped or unsampled:
             _logger.warning(
-                "auditspan: %d spans exported, %d failed to export, %d dropped (queue full), %d not sampled; "
+                "auditspan: %d spans exported, %d failed to export, %d dropped (queue full, or unsent at "
+                "shutdown), %d not sampled; "
                 "every audit record was still written to the audit log",
                 stats.exported,
                 stats.failed,
@@ -342,7 +343,20 @@ def configure(
 
 def _pipeline(exporter: SpanExporter, stats: SpanExportStats) -> SpanProcessor:
     """A batch processor (``OTEL_BSP_*`` settings apply) whose every span is counted."""
-    return _CountingSpanProcessor(BatchSpanProcessor(_CountingSpanExporter(exporter, stats)), stats)
+    batch: int | None = None  # None: the SDK reads OTEL_BSP_MAX_EXPORT_BATCH_SIZE (default 512)
+    queue = os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip()
+    if (
+        queue.isdigit()
+        and int(queue) > 0
+        and not os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "").strip()
+    ):
+        # The SDK refuses a queue smaller than its default batch; a small queue alone is a valid wish.
+        batch = min(512, int(queue))
+    try:
+        processor = BatchSpanProcessor(_CountingSpanExporter(exporter, stats), max_export_batch_size=batch)
+    except ValueError as exc:
+        raise ConfigurationError(f"OTEL_BSP_*: {exc}") from None
+    return _CountingSpanProcessor(processor, stats)
 
 
 @dataclass
