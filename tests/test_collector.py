@@ -564,3 +564,69 @@ def test_pii_rule_match_is_a_span_event_a_record_and_a_counter(make_harness: Any
     assert match_event.attributes[attr.EVENT_ID] == match["event_id"]
     assert h.collector.stats.rule_matches == 1
     jsonschema.validate(match, record_schema())
+
+
+def _attempt(h: Harness, tool: str, preview: str, seconds: float) -> None:
+    emit(
+        h,
+        ev.ToolCallAttemptEvent(agent_id="a", turn_id="t1", tool_name=tool, arguments_preview=preview),
+        seconds,
+    )
+    emit(
+        h,
+        ev.ToolCallCompleteEvent(agent_id="a", turn_id="t1", tool_name=tool, duration_ms=1.0),
+        seconds + 0.1,
+    )
+
+
+def test_classification_reads_the_arguments_before_redaction_but_keeps_no_secret(harness: Harness) -> None:
+    password = "Hunter2Passw0rd"
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    emit(harness, ev.TurnStartEvent(agent_id="a", turn_id="t1"), 0)
+    _attempt(harness, "send_email", "{'to': ['ops@corp.example.org'], 'subject': 'Nightly report'}", 1)
+    _attempt(harness, "http_get", f"{{'url': 'https://admin:{password}@db.example.com/v1/items'}}", 2)
+    _attempt(harness, "read_file", f"{{'path': '/home/u/{token}.txt', 'mode': 'r'}}", 3)
+    emit(harness, ev.TurnEndEvent(agent_id="a", turn_id="t1"), 4)
+
+    # The default capture policy masks the address in the preview, not the classification's reading of it.
+    email = harness.span("execute_tool send_email")
+    assert email.attributes is not None
+    assert email.attributes[attr.OPERATION_TYPE] == "EMAIL_SEND"
+    assert email.attributes[attr.OPERATION_TARGET] == "corp.example.org"
+    assert "ops@corp.example.org" not in email.attributes[attr.TOOL_ARGUMENTS_PREVIEW]
+    records = {r["tool_name"]: r for r in harness.records() if r["event_type"] == "tool_call_attempt"}
+    assert records["send_email"]["target"] == "corp.example.org"
+    assert records["send_email"]["parameters"] == {
+        "recipient_count": 1,
+        "recipient_domains": ["corp.example.org"],
+    }
+    assert "ops@corp.example.org" not in records["send_email"]["arguments_preview"]
+
+    # A URL's user-info never becomes a target; a token in a path is redacted in the target too.
+    assert records["http_get"]["target"] == "db.example.com/v1/items"
+    assert records["read_file"]["type"] == "FILE_READ"
+    assert records["read_file"]["target"] == "/home/u/[REDACTED:github_token].txt"
+    assert records["read_file"]["parameters"]["path"] == "/home/u/[REDACTED:github_token].txt"
+    everything = harness.log_path.read_text(encoding="utf-8") + repr(
+        [
+            (s.name, dict(s.attributes or {}), [dict(e.attributes or {}) for e in s.events])
+            for s in harness.spans()
+        ]
+    )
+    assert password not in everything
+    assert token not in everything
+    assert "corp.example.org" in everything
+
+
+def test_capture_policy_none_gives_classification_no_arguments(make_harness: Any) -> None:
+    from auditspan.redaction import Redactor
+
+    h = make_harness(redactor=Redactor("none"))
+    emit(h, ev.TurnStartEvent(agent_id="a", turn_id="t1"), 0)
+    _attempt(h, "send_email", "{'to': ['ops@corp.example.org'], 'subject': 'Nightly report'}", 1)
+    emit(h, ev.TurnEndEvent(agent_id="a", turn_id="t1"), 2)
+    record = next(r for r in h.records() if r["event_type"] == "tool_call_attempt")
+    assert record["type"] == "EMAIL_SEND"
+    assert record["target"] is None
+    assert record["arguments_preview"] == ""
+    assert "corp.example.org" not in h.log_path.read_text(encoding="utf-8")

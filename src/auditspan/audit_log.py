@@ -280,8 +280,13 @@ class JsonLinesAuditLog:
             else:
                 fallback = False
             if not fallback:
+                # Only an empty queue has a writer waiting for it (with records queued it is busy
+                # writing and looks again before it waits): waking it per record would hand the
+                # GIL back and forth on every event.
+                idle = not self._queue
                 self._queue.extend(lines)
-                self._cond.notify_all()
+                if idle:
+                    self._cond.notify_all()
                 return AuditLogExportResult.SUCCESS
         return self._write_now(lines)
 

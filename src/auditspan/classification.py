@@ -160,7 +160,7 @@ def _plain(value: Any) -> Any:
 def _make(
     type_: OperationType | str, custom: str | None, target: str | None, params: dict[str, Any], source: str
 ) -> Classification:
-    name = type_.value if isinstance(type_, OperationType) else type_
+    name, risk, category = _type_info(type_)
     if name == _T.AGENT_ACTION.value:
         params["custom_type"] = custom
     else:
@@ -170,10 +170,24 @@ def _make(
         custom_type=custom,
         target=target,
         parameters=MappingProxyType(params) if params else _EMPTY,
-        risk=risk_of(type_),
-        category=category_of(type_),
+        risk=risk,
+        category=category,
         source=source,
     )
+
+
+#: Operation type -> (name, risk, category); looked up once per type, not per call.
+_TYPE_INFO: dict[OperationType | str, tuple[str, str | None, str | None]] = {}
+
+
+def _type_info(type_: OperationType | str) -> tuple[str, str | None, str | None]:
+    found = _TYPE_INFO.get(type_)
+    if found is None:
+        name = type_.value if isinstance(type_, OperationType) else type_
+        found = (name, risk_of(type_), category_of(type_))
+        if len(_TYPE_INFO) < 1024:  # explicit types are free text: bound what they can add
+            _TYPE_INFO[type_] = found
+    return found
 
 
 def _safe_text(value: object) -> str:
@@ -245,6 +259,22 @@ _MAX_ANALYSED: Final = 8192
 _MAX_NAME: Final = 256
 
 
+#: Tool name -> (its lower-case words, the words joined): an agent has few tools, each called often.
+_NAME_WORDS: dict[str, tuple[frozenset[str], str]] = {}
+_MAX_NAME_WORDS: Final = 4096
+
+
+def _name_words(name: str) -> tuple[frozenset[str], str]:
+    found = _NAME_WORDS.get(name)
+    if found is None:
+        words = [w.lower() for w in _WORD_RE.findall(name)]
+        found = (frozenset(words), "".join(words))
+        if len(_NAME_WORDS) >= _MAX_NAME_WORDS:
+            _NAME_WORDS.clear()  # a stream of generated names: start over rather than grow
+        _NAME_WORDS[name] = found
+    return found
+
+
 class _Ctx:
     """A tool call read once: name words, key/value pairs, string values; expensive parts lazily."""
 
@@ -255,9 +285,7 @@ class _Ctx:
         name, preview = name[:_MAX_NAME], preview[:_MAX_ANALYSED]
         self.name = name
         self.preview = preview
-        words = [w.lower() for w in _WORD_RE.findall(name)]
-        self.words = frozenset(words)
-        self.compact = "".join(words)
+        self.words, self.compact = _name_words(name)
         kv: dict[str, str | tuple[str, ...] | None] = {}
         values: list[tuple[str, str]] = []  # (key or "", value), in order
         for m in _KV_RE.finditer(preview):
@@ -758,6 +786,9 @@ _FILE_READ_WORDS: Final = frozenset(
     )
 )
 
+#: Either direction: a file verb of any kind (computed once, not per call).
+_FILE_WORDS_ANY: Final = _FILE_READ_WORDS | _FILE_WRITE_WORDS
+
 
 def _open_mode(ctx: _Ctx) -> str | None:
     mode = ctx.kv.get("mode")
@@ -869,6 +900,7 @@ _AUTH_WORDS: Final = frozenset(
 _TOKEN_VERBS: Final = frozenset(_words("get request refresh fetch obtain issue exchange mint new create"))
 _PERMISSION_WORDS: Final = frozenset({"permission", "permissions", "acl"})
 _QUEUE_NOUNS: Final = frozenset({"queue", "queues"}) | _QUEUE_SYSTEMS
+_QUEUE_KEYS: Final = ("topic", "queue", "queue_url", "exchange")
 _QUEUE_SEND: Final = frozenset(_words("publish produce enqueue send push emit dispatch"))
 _QUEUE_RECV: Final = frozenset(_words("consume dequeue receive poll pull subscribe"))
 _EVENT_NOUNS: Final = frozenset({"message", "messages", "event", "events"})
@@ -965,7 +997,7 @@ def _queue(ctx: _Ctx) -> OperationType | None:
         return _T.MESSAGE_QUEUE_SEND
     if "dequeue" in w:
         return _T.MESSAGE_QUEUE_RECEIVE
-    queueish = bool(w & _QUEUE_NOUNS) or any(k in ctx.kv for k in ("topic", "queue", "queue_url", "exchange"))
+    queueish = bool(w & _QUEUE_NOUNS) or not ctx.kv.keys().isdisjoint(_QUEUE_KEYS)
     if w & {"publish", "produce", "consume"}:
         queueish = queueish or bool(w & _EVENT_NOUNS)
     if not queueish:
@@ -998,10 +1030,10 @@ def _agent_or_workflow(w: frozenset[str]) -> OperationType | None:
 def _database(ctx: _Ctx) -> OperationType | None:
     w = ctx.words
     db_named = bool(w & _DB_WORDS) or "sql" in ctx.compact
-    if not db_named and any(k in ctx.kv for k in ("table", "table_name")):
+    if not db_named and not ctx.kv.keys().isdisjoint(("table", "table_name")):
         # insert_record(table=...): a database call when the name says what it does to the table.
         db_named = ctx.direction(_DB_WRITE_WORDS, _DB_READ_WORDS)[0] is not None
-    if not db_named and not (w & {"query", "queries"} or any(k in ctx.kv for k in _SQL_KEYS)):
+    if not db_named and not (w & {"query", "queries"} or not ctx.kv.keys().isdisjoint(_SQL_KEYS)):
         return None
     sql = ctx.sql(lenient=True)
     if sql is not None:
@@ -1014,9 +1046,9 @@ def _database(ctx: _Ctx) -> OperationType | None:
 
 def _file(ctx: _Ctx) -> OperationType | None:
     w = ctx.words
-    has_path = any(k in ctx.kv for k in _PATH_KEYS)
+    has_path = not ctx.kv.keys().isdisjoint(_PATH_KEYS)
     file_named = bool(w & _FILE_WORDS) or ctx.compact in _FILE_TOOLS or bool(w & {"editor"} and has_path)
-    if not file_named and not (has_path and (w & (_FILE_READ_WORDS | _FILE_WRITE_WORDS) or "mode" in ctx.kv)):
+    if not file_named and not (has_path and (w & _FILE_WORDS_ANY or "mode" in ctx.kv)):
         return None
     if not file_named and ctx.urls():
         return None  # fetch_page(url=..., path=...) is a web call
@@ -1067,9 +1099,9 @@ def _from_arguments(ctx: _Ctx) -> OperationType | None:
     kv = ctx.kv
     if _recipients(ctx) and ("subject" in kv or "body" in kv):
         return _T.EMAIL_SEND
-    if any(k in kv for k in _MODEL_KEYS) and ("messages" in kv or "prompt" in kv):
+    if not kv.keys().isdisjoint(_MODEL_KEYS) and ("messages" in kv or "prompt" in kv):
         return _T.LLM_CALL
-    if _open_mode(ctx) is not None and any(k in kv for k in _PATH_KEYS):
+    if _open_mode(ctx) is not None and not kv.keys().isdisjoint(_PATH_KEYS):
         return _file_direction(ctx)[0]
     return None
 

@@ -131,6 +131,8 @@ class AuditEvent:
 
     #: Field names in serialisation order, per class (filled by ``_register``).
     _field_names: ClassVar[tuple[str, ...]] = ()
+    #: The instance attributes ``__init__`` sets, in order (the subclasses' tag is a class attribute).
+    _init_names: ClassVar[tuple[str, ...] | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a plain dict, fields in declaration order (``dataclasses.asdict``).
@@ -148,6 +150,11 @@ class AuditEvent:
 
     def fields_view(self) -> dict[str, Any]:
         """The event's fields as a dict *without* copying nested values (hot path)."""
+        values = self.__dict__
+        if tuple(values) == self._init_names:
+            # As the dataclass __init__ left it: its fields in order, the tag (not an
+            # init field) a class attribute. One dict copy instead of a getattr per field.
+            return {"event_type": self.event_type, **values}
         return {name: getattr(self, name) for name in self._field_names}
 
     @classmethod
@@ -377,6 +384,7 @@ for _cls in (
     ErrorEvent,
 ):
     _cls._field_names = tuple(f.name for f in fields(_cls))
+    _cls._init_names = tuple(vars(_cls()))  # what __init__ sets, as __init__ orders it
     EVENT_CLASSES[_cls.event_type] = _cls  # the class attribute holds the default tag
 GenericAuditEvent._field_names = BASE_FIELDS
 

@@ -37,7 +37,9 @@ __all__ = [
 #: Keys the envelope adds after the event's own fields, in this order.
 ENVELOPE_KEYS: tuple[str, ...] = ("event_id", "type", "target", "parameters", "governance", "telemetry")
 
-_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+#: Records have string keys: ``OPT_NON_STR_KEYS`` (about 0.3 us a record slower) only when one has not.
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE
+_ORJSON_ANY_KEYS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def build_record(
@@ -81,10 +83,14 @@ def encode_record(record: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS)
     except (TypeError, ValueError):  # orjson.JSONEncodeError subclasses TypeError
+        pass
+    try:
+        return orjson.dumps(record, default=str, option=_ORJSON_ANY_KEYS)
+    except (TypeError, ValueError):
         from ._sanitize import json_safe
 
         try:
-            return orjson.dumps(json_safe(record), default=str, option=_ORJSON_OPTIONS)
+            return orjson.dumps(json_safe(record), default=str, option=_ORJSON_ANY_KEYS)
         except Exception:
             return json.dumps(_fallback(record), ensure_ascii=False).encode() + b"\n"
 

@@ -468,6 +468,11 @@ def _run_start(text: str, end: int, floor: int, chars: frozenset[str], limit: in
     return start
 
 
+#: ``scrub`` remembers the results of strings up to this long, at most this many of them.
+_SCRUB_MEMO_LENGTH: Final = 256
+_SCRUB_MEMO_SIZE: Final = 4096
+
+
 class Redactor:
     """Finds and replaces secrets; applies a ``CapturePolicy`` to content fields.
 
@@ -525,6 +530,7 @@ class Redactor:
         self._disabled = 0 if self.redact_emails else _EMAIL
         self._regexes: dict[int, re.Pattern[str]] = {}
         self._key_cache: dict[str, str | None] = {}
+        self._scrub_memo: dict[str, tuple[str, int]] = {}
         self._count = 0
         self._count_lock = threading.Lock()
         self._handlers: dict[str, _Handler] = {
@@ -658,7 +664,22 @@ class Redactor:
         """``(scrub(text), number of secrets replaced)``. Never raises."""
         if self.policy is CapturePolicy.FULL:
             return (text if type(text) is str else clean_str(text)), 0
-        return self.redact_text_counted(text)
+        if type(text) is not str or len(text) > _SCRUB_MEMO_LENGTH:
+            return self.redact_text_counted(text)
+        # The strings scrubbed are mostly few and repeated (policy files, sandbox reasons,
+        # error messages): remember their results (the count is still added per call).
+        memo = self._scrub_memo
+        found = memo.get(text)
+        if found is not None:
+            if found[1]:
+                self._add(found[1])
+            return found
+        found = self.redact_text_counted(text)
+        if found[0] != REDACTION_ERROR_MARKER:
+            if len(memo) >= _SCRUB_MEMO_SIZE:
+                memo.clear()  # many distinct strings: start over rather than grow or track age
+            memo[text] = found
+        return found
 
     # --- scanning ---------------------------------------------------------------
     def _add(self, count: int) -> None:
