@@ -32,6 +32,7 @@ How it keeps records and the agent safe:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -140,7 +141,15 @@ class _Sink:
         if self._rotate_bytes and self._size and self._size + len(data) > self._rotate_bytes:
             self._rotate()
             rotated = True
-        self._write_fd(data)
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            self._write_fd(data)
+        except OSError:
+            # A short write (full disk) left part of the data: cut it off, so that a retry
+            # neither duplicates the lines before the cut nor glues a torn line to the next one.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)
+            raise
         return rotated
 
     def _rotate(self) -> None:
@@ -288,7 +297,20 @@ class JsonLinesAuditLog:
                 if idle:
                     self._cond.notify_all()
                 return AuditLogExportResult.SUCCESS
+        if self._sink.stream is not None:
+            # A stream (pipe, socket, stdout) that took nothing for max_block_s may never take
+            # anything again: writing here could hang the agent. Count the loss instead.
+            with self._cond:
+                self.stats.records_accepted += len(lines)
+            return self._lost(lines, TimeoutError(f"the stream took nothing for {self._max_block_s} s"))
         return self._write_now(lines)
+
+    def _lost(self, lines: Sequence[bytes], exc: BaseException) -> AuditLogExportResult:
+        with self._cond:
+            self.stats.records_failed += len(lines)
+            self.stats.write_errors += 1
+        self._report_failure(exc)
+        return AuditLogExportResult.FAILURE
 
     def _write_now(self, lines: Sequence[bytes]) -> AuditLogExportResult:
         data = b"".join(lines)

@@ -51,6 +51,7 @@ written.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -84,7 +85,7 @@ from . import attributes as attr
 from ._bounded import run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
 from ._sanitize import attribute_value, clean_str, truncate
-from .audit_log import AuditLogExporter, open_audit_log
+from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
@@ -211,7 +212,7 @@ class _Call:
     span_id: int
     parent: otel_context.Context | None
     start_ns: int
-    thread: int
+    thread: tuple[int, int]  # (thread, asyncio task) that made the attempt: see _flow()
     call_id: str | None
     classification: Any = None
     attempt: int = 1
@@ -398,7 +399,11 @@ class SpanCollector:
         except Exception as exc:
             self._internal_error(exc)
         if self.audit_log is not None:
-            self.audit_log.shutdown()
+            if isinstance(self.audit_log, JsonLinesAuditLog):
+                # Its own default would wait 30 s more for a disk that did not take the flush above.
+                self.audit_log.shutdown(self._flush_timeout_ms)
+            else:
+                self.audit_log.shutdown()
         if self.stats.internal_errors:
             _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
 
@@ -757,7 +762,7 @@ class SpanCollector:
             span_id=span_id,
             parent=parent,
             start_ns=ts,
-            thread=threading.get_ident(),
+            thread=_flow(),
             call_id=call_id,
         )
         call.classification = self._classify(tool_name, "", metadata)
@@ -793,7 +798,7 @@ class SpanCollector:
                     return call
         if len(calls) == 1:
             return calls[0]
-        thread = threading.get_ident()
+        thread = _flow()
         ordered = [c for c in calls if c.thread == thread] + [c for c in calls if c.thread != thread]
         if fresh:
             event_type = fields["event_type"]
@@ -959,7 +964,8 @@ class SpanCollector:
                 call = self._new_call(turn, fields, ts)
                 duration = fields.get("duration_ms")
                 if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration > 0:
-                    call.start_ns = ts - int(duration * 1_000_000)
+                    # Not before 1970, whatever the duration claims (OTLP times are unsigned).
+                    call.start_ns = max(1, ts - int(min(duration, 1e15) * 1_000_000))
             self._start_call_span(turn, call, fields)
         record = self._call_record(ev, call)
         failed = fields["event_type"] == _FAILURE
@@ -1375,6 +1381,19 @@ def _attribute_length_limit() -> int:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return DEFAULT_ATTRIBUTE_LENGTH
+
+
+def _flow() -> tuple[int, int]:
+    """Where an event comes from: its thread and, inside an event loop, its asyncio task.
+
+    Gathered tool calls all run on the loop's thread; the task tells them apart, so a
+    completion is matched to the attempt made by the same task.
+    """
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        task = None
+    return threading.get_ident(), id(task) if task is not None else 0
 
 
 def _iso_from_ns(ts: int) -> str:
