@@ -169,7 +169,30 @@ class _Activation:
             otel_context.detach(token)
 
 
-class Turn:
+_Block = TypeVar("_Block", bound="_AsyncWith")
+
+
+class _AsyncWith:
+    """``async with`` for a block whose ``with`` does no I/O: the same enter and exit."""
+
+    def __enter__(self: _Block) -> _Block:
+        raise NotImplementedError
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self: _Block) -> _Block:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+class Turn(_AsyncWith):
     """One turn: ``turn_start`` on entering, ``turn_end`` on leaving (``with`` or ``async with``).
 
     Set ``content`` to the reply before the block ends; ``calls`` counts the
@@ -242,19 +265,8 @@ class Turn:
             fc_count=self.calls,
         )
 
-    async def __aenter__(self) -> Turn:
-        return self.__enter__()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
-
-
-class ToolCall:
+class ToolCall(_AsyncWith):
     """One tool call (``with`` or ``async with``): governing events and attempt on entering,
     completion or failure on leaving.
 
@@ -435,17 +447,6 @@ class ToolCall:
     ) -> None:
         self._activation.exit()
         self.finish(exc)
-
-    async def __aenter__(self) -> ToolCall:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 class Audit:
