@@ -277,9 +277,20 @@ def test_expired_triggers_are_pruned_and_idle_sessions_swept() -> None:
     engine.observe(record("DATABASE_READ", 0, PII))
     engine.observe(record("DATABASE_READ", 100, "sales.orders"))  # same session, past the window
     assert engine.stats()["triggers"] == 0
-    for i in range(2_000):  # other sessions' triggers, long after; the sweep drops expired sessions
+    for i in range(2_000):  # sessions whose trigger expired on their own clock are swept
         engine.observe(record("DATABASE_READ", 1_000 + i, PII, session=f"x{i}"))
+        engine.observe(record("DATABASE_READ", 1_100 + i, "sales.orders", session=f"x{i}"))
     assert engine.stats()["sessions"] < 2_000
+
+
+def test_a_session_behind_others_in_time_keeps_its_trigger() -> None:
+    # Sessions run on their own clocks (threads, replayed logs): another session's later
+    # timestamps must not expire this one's trigger.
+    engine = RuleEngine([PII_EXFILTRATION_RULE], max_sessions=100)
+    engine.observe(record("DATABASE_READ", 0, PII, session="slow"))
+    for i in range(2_000):
+        engine.observe(record("DATABASE_READ", 10_000 + i, "sales.orders", session=f"fast{i % 10}"))
+    assert len(engine.observe(record("EMAIL_SEND", 30, None, session="slow"))) == 1
 
 
 def test_least_recently_used_session_is_dropped() -> None:

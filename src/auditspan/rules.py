@@ -54,9 +54,9 @@ Semantics (decided here, tested in ``tests/test_rules.py``):
 * **Memory is bounded**: at most ``max_sessions`` sessions are tracked (least
   recently used dropped first), each with at most ``max_triggers_per_session``
   pending triggers (oldest dropped first) and as many remembered event ids.
-  Only sessions with a pending trigger use memory. A trigger is dropped once a
-  later record of its session is past its window, and sessions whose triggers
-  have all expired (against the newest timestamp seen) are swept periodically.
+  A trigger is dropped once a later record of its own session is past its
+  window (never by another session's clock: sessions may lag one another), and
+  sessions left with no pending trigger are swept periodically.
 * ``observe`` never raises: a record it cannot read (no type, bad timestamp, not
   a mapping) matches nothing.
 """
@@ -430,7 +430,6 @@ class RuleEngine:
         self._sessions: OrderedDict[object, _Session] = OrderedDict()
         self._lock = threading.Lock()
         self._observed = 0
-        self._high_ns = -(2**63)
 
     @property
     def rules(self) -> tuple[BehaviourRule, ...]:
@@ -483,7 +482,6 @@ class RuleEngine:
         new_triggers = [(i, r) for i, r in triggers_for if r.target_matches(target)]
         with self._lock:
             self._observed += 1
-            self._high_ns = max(self._high_ns, ts_ns)
             if self._observed % _SWEEP_EVERY == 0:
                 self._sweep()
             session = self._sessions.get(key)
@@ -556,11 +554,17 @@ class RuleEngine:
         session.min_expiry_ns = min((t.expires_ns for t in kept), default=2**63)
 
     def _sweep(self) -> None:
-        """Drop up to a few least-recently-used sessions whose triggers have all expired."""
+        """Drop up to a few least-recently-used sessions that hold no pending trigger.
+
+        A session's triggers expire against its *own* newest timestamp (``_prune``),
+        never against the newest of all sessions: one session may lag behind another
+        (other threads, other logs) and its trigger is still live for it. Sessions
+        with pending triggers leave only by the ``max_sessions`` bound.
+        """
         for _ in range(_SWEEP_MAX):
             if not self._sessions:
                 return
             key, session = next(iter(self._sessions.items()))
-            if any(t.expires_ns >= self._high_ns for t in session.triggers):
+            if session.triggers:
                 return
             del self._sessions[key]
