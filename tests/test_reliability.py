@@ -341,6 +341,14 @@ def _run_turns(handle_or_collector: Any, threads: int, turns: int, tools: int = 
         worker.join()
 
 
+class _SlowFileExporter(OtlpJsonFileSpanExporter):
+    """A receiver slower than the agent (20 ms a batch): the 64-span queue must overflow."""
+
+    def export(self, spans: Any) -> Any:
+        time.sleep(0.02)
+        return super().export(spans)
+
+
 def test_spans_dropped_by_a_full_batch_queue_are_counted(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -354,7 +362,7 @@ def test_spans_dropped_by_a_full_batch_queue_are_counted(
     handle = auditspan.configure(
         service_name="drops",
         audit_log=tmp_path / "audit.jsonl",
-        span_exporter=OtlpJsonFileSpanExporter(spans_path),
+        span_exporter=_SlowFileExporter(spans_path),
         environ={},
         set_global=False,
         rules="none",
