@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -31,56 +29,10 @@ from auditspan.redaction import (
     marker,
 )
 
-DATA = Path(__file__).parent / "data" / "secrets"
+from .secret_corpus import Secret, load_lookalikes, load_secrets
+
 PREVIEW_LIMIT = 200
 LEAD = "lorem ipsum dolor sit amet, consectetur adipiscing elit; "
-
-
-@dataclass(frozen=True)
-class Secret:
-    kind: str
-    value: str
-    key: str = ""
-
-    @property
-    def visible_prefix(self) -> int:
-        """Characters at the start that identify the kind but hold nothing secret."""
-        if self.kind == "private_key":
-            return self.value.index("\n") + 1
-        if self.kind == "email":
-            return self.value.index("@") + 2
-        for prefix in ("sk-ant-", "sk-proj-", "sk-svcacct-", "sk-", "github_pat_", "whsec_", "eyJ"):
-            if self.value.startswith(prefix):
-                return len(prefix)
-        if self.kind in ("stripe_key",):
-            return 8
-        if self.kind in ("github_token", "aws_access_key_id", "google_api_key"):
-            return 4
-        if self.kind == "slack_token":
-            return 5
-        return 0
-
-
-def _unescape(text: str) -> str:
-    return text.replace("|", "").replace("\\n", "\n")
-
-
-def load_secrets() -> list[Secret]:
-    secrets: list[Secret] = []
-    for line in (DATA / "secrets.txt").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if fields[0] == "kv":
-            secrets.append(Secret("kv", _unescape(fields[2]), key=fields[1]))
-        else:
-            secrets.append(Secret(fields[0], _unescape(fields[1])))
-    return secrets
-
-
-def load_lookalikes() -> list[str]:
-    lines = (DATA / "lookalikes.txt").read_text(encoding="utf-8").splitlines()
-    return [_unescape(line) for line in lines if line.strip() and not line.startswith("#")]
 
 
 SECRETS = load_secrets()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,75 +26,7 @@ from opentelemetry.util._once import Once
 import auditspan
 from auditspan.emitter import PREVIEW_LIMIT
 
-DATA = Path(__file__).parent / "data" / "secrets"
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A fake secret, the text it is embedded in, and the part that must never appear."""
-
-    kind: str
-    value: str
-    key: str = ""
-
-    @property
-    def hidden(self) -> str:
-        """The secret part: the value minus a prefix that only names its kind (``sk-``, ``AKIA``...)."""
-        if self.kind == "private_key":
-            return self.value[self.value.index("\n") + 1 :]
-        if self.kind == "email":
-            return self.value[: self.value.index("@")]  # the mailbox; the domain may be public
-        for prefix in ("sk-ant-", "sk-proj-", "sk-svcacct-", "sk-", "github_pat_", "whsec_", "eyJ"):
-            if self.value.startswith(prefix):
-                return self.value[len(prefix) :]
-        skip = {
-            "stripe_key": 8,
-            "github_token": 4,
-            "aws_access_key_id": 4,
-            "google_api_key": 4,
-            "slack_token": 5,
-        }
-        return self.value[skip.get(self.kind, 0) :]
-
-    @property
-    def in_context(self) -> str:
-        """The secret as runtimes write it into a text."""
-        if self.kind == "kv":
-            return f"{self.key}={self.value}"
-        if self.kind == "url_password":
-            return f"postgres://app:{self.value}@db.internal:5432/prod"
-        if self.kind == "bearer_token":
-            return f"curl -H 'Authorization: Bearer {self.value}' https://api.acme.test/v1"
-        if self.kind == "slack_webhook":
-            return f"POST https://hooks.slack.com/services/{self.value}"
-        return f"using {self.value} now"
-
-    def pieces(self) -> set[str]:
-        hidden = self.hidden
-        return {hidden[i : i + 8] for i in range(max(len(hidden) - 7, 1))}
-
-
-def _unescape(text: str) -> str:
-    return text.replace("|", "").replace("\\n", "\n")
-
-
-def load_secrets() -> list[Secret]:
-    secrets = []
-    for line in (DATA / "secrets.txt").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if fields[0] == "kv":
-            secrets.append(Secret("kv", _unescape(fields[2]), key=fields[1]))
-        else:
-            secrets.append(Secret(fields[0], _unescape(fields[1])))
-    return secrets
-
-
-def load_lookalikes() -> list[str]:
-    lines = (DATA / "lookalikes.txt").read_text(encoding="utf-8").splitlines()
-    return [_unescape(line) for line in lines if line.strip() and not line.startswith("#")]
-
+from .secret_corpus import Secret, load_lookalikes, load_secrets
 
 SECRETS = load_secrets()
 LOOKALIKES = load_lookalikes()

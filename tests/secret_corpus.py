@@ -1,0 +1,91 @@
+"""The fake-secret corpus of tests/data/secrets/, shared by the redaction and end-to-end tests.
+
+``secrets.txt``: one fake credential a line, ``kind<TAB>value`` or ``kv<TAB>key<TAB>value``,
+with a ``|`` inside each value (removed on reading) so that secret scanners leave the file
+alone, and ``\\n`` for new lines. ``lookalikes.txt``: texts that must pass unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data" / "secrets"
+
+# Prefixes that only name a secret's kind (public); what follows them is the secret.
+_KIND_PREFIXES = ("sk-ant-", "sk-proj-", "sk-svcacct-", "sk-", "github_pat_", "whsec_", "eyJ")
+_KIND_PREFIX_LENGTH = {
+    "stripe_key": 8,
+    "github_token": 4,
+    "aws_access_key_id": 4,
+    "google_api_key": 4,
+    "slack_token": 5,
+}
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A fake secret of the corpus."""
+
+    kind: str
+    value: str
+    key: str = ""
+
+    @property
+    def visible_prefix(self) -> int:
+        """Characters at the start that identify the kind but hold nothing secret."""
+        if self.kind == "private_key":
+            return self.value.index("\n") + 1
+        if self.kind == "email":
+            return self.value.index("@") + 2
+        for prefix in _KIND_PREFIXES:
+            if self.value.startswith(prefix):
+                return len(prefix)
+        return _KIND_PREFIX_LENGTH.get(self.kind, 0)
+
+    @property
+    def hidden(self) -> str:
+        """The part that must never appear in any output."""
+        if self.kind == "email":
+            return self.value[: self.value.index("@")]  # the mailbox; the domain may be public
+        return self.value[self.visible_prefix :]
+
+    @property
+    def in_context(self) -> str:
+        """The secret as runtimes write it into a text."""
+        if self.kind == "kv":
+            return f"{self.key}={self.value}"
+        if self.kind == "url_password":
+            return f"postgres://app:{self.value}@db.internal:5432/prod"
+        if self.kind == "bearer_token":
+            return f"curl -H 'Authorization: Bearer {self.value}' https://api.acme.test/v1"
+        if self.kind == "slack_webhook":
+            return f"POST https://hooks.slack.com/services/{self.value}"
+        return f"using {self.value} now"
+
+    def pieces(self) -> set[str]:
+        """Every 8-character piece of the hidden part: none may appear anywhere."""
+        hidden = self.hidden
+        return {hidden[i : i + 8] for i in range(max(len(hidden) - 7, 1))}
+
+
+def unescape(text: str) -> str:
+    return text.replace("|", "").replace("\\n", "\n")
+
+
+def load_secrets() -> list[Secret]:
+    secrets: list[Secret] = []
+    for line in (DATA / "secrets.txt").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if fields[0] == "kv":
+            secrets.append(Secret("kv", unescape(fields[2]), key=fields[1]))
+        else:
+            secrets.append(Secret(fields[0], unescape(fields[1])))
+    return secrets
+
+
+def load_lookalikes() -> list[str]:
+    lines = (DATA / "lookalikes.txt").read_text(encoding="utf-8").splitlines()
+    return [unescape(line) for line in lines if line.strip() and not line.startswith("#")]
