@@ -85,6 +85,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _command(commands: Any, name: str, **options: Any) -> argparse.ArgumentParser:
+    """A sub-command with the shared epilog (exit codes) and description layout."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, **options
+    )
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``auditspan`` and its sub-commands."""
     from .show import SEVERITIES
@@ -98,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    demo = commands.add_parser(
+    demo = _command(
+        commands,
         "demo",
         help="run a scripted agent (no LLM, no network) and show its traces",
         description=(
@@ -109,8 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
             "OTEL_EXPORTER_OTLP_ENDPOINT is set, else to DIR/traces.jsonl; the audit log to DIR/audit.jsonl. "
             "Then prints where everything went and the trace tree."
         ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
         "--output-dir",
@@ -133,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     _color_options(demo)
     demo.set_defaults(handler=_cmd_demo)
 
-    replay = commands.add_parser(
+    replay = _command(
+        commands,
         "replay",
         help="turn audit logs (seed JSONL or canonical records) into traces",
         description=(
@@ -142,8 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
             "from the content: replaying the same file again gives the same trace and span ids, so "
             "backends de-duplicate. Malformed lines are reported as FILE:LINE: message and skipped."
         ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("files", nargs="+", metavar="FILE", help="audit log(s), JSON lines")
     replay.add_argument(
@@ -180,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=_cmd_replay)
 
-    show = commands.add_parser(
+    show = _command(
+        commands,
         "show",
         help="print the turns and tool calls of an audit log as a tree",
         description=(
@@ -189,8 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
             "failures and errors highlighted. Calls are rebuilt from the event order exactly as live "
             "tracing does."
         ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("files", nargs="+", metavar="FILE", help="audit log(s), JSON lines")
     show.add_argument("--session", metavar="S", help="only this session id")
@@ -210,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     _color_options(show)
     show.set_defaults(handler=_cmd_show)
 
-    validate = commands.add_parser(
+    validate = _command(
+        commands,
         "validate",
         help="check audit logs against the record schema and the seed format",
         description=(
@@ -218,8 +224,6 @@ def build_parser() -> argparse.ArgumentParser:
             "types, seed events against the seed format. Prints FILE:LINE: field 'x': problem for each "
             "problem and a summary; exit 1 when any line is invalid."
         ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="audit log(s), JSON lines")
     validate.add_argument(
@@ -229,15 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(handler=_cmd_validate)
 
-    policy = commands.add_parser(
+    policy = _command(
+        commands,
         "policy-input",
         help="print the OPA input document of every record",
         description=(
             "Print one JSON document per line: the OPA input (operation, agent, session, governance, ...) "
             "that policies written against input.operation.type are evaluated on."
         ),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     policy.add_argument("files", nargs="+", metavar="FILE", help="canonical audit log(s), JSON lines")
     policy.add_argument(
