@@ -617,3 +617,50 @@ def test_nan_and_infinities_in_numeric_fields(pipeline: Pipeline) -> None:
         duration = record["telemetry"]["duration_ms"]
         assert duration is None or math.isfinite(duration)
     assert span_problems(pipeline.spans()) == []
+
+
+# --- the fast path of field cleaning ------------------------------------------------------------------
+
+#: Text a well-typed event carries: ASCII, Unicode, lone surrogates, secrets in prose and in key=value form.
+WELL_TYPED_TEXT = st.one_of(
+    SHORT_TEXT,
+    st.sampled_from(
+        [
+            "mail ops@example.com the report",
+            "Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789",
+            "{'api_key': 'sk-proj-0123456789abcdefghijklmnop', 'q': 'résumé'}",
+            "postgres://admin:hunter2@db.internal:5432/app",
+        ]
+    ),
+)
+
+
+@st.composite
+def well_typed_events(draw: st.DrawFn) -> AuditEvent:
+    """One of our event classes whose every value has its declared type (the collector's fast path)."""
+    cls: type[AuditEvent] = draw(st.sampled_from(list(EVENT_CLASSES.values())))
+    event = cls(timestamp=draw(st.sampled_from(["2026-11-21T19:24:17.134534+00:00", "2026-11-21T19:24:17Z"])))
+    for f in dataclass_fields(cls):
+        if f.name in ("event_type", "timestamp") or not f.init or not draw(st.booleans()):
+            continue
+        if f.name == "metadata":
+            value: Any = draw(st.dictionaries(st.sampled_from(["tool_call_id", "x", "api_key"]), WELL_TYPED_TEXT))
+        elif isinstance(f.default, float):
+            value = draw(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**63), 2**63 - 1)))
+        elif isinstance(f.default, int):
+            value = draw(st.integers(-(2**63), 2**63 - 1))
+        else:
+            value = draw(st.one_of(WELL_TYPED_TEXT, st.none()) if f.default is None else WELL_TYPED_TEXT)
+        setattr(event, f.name, value)
+    return event
+
+
+@settings(max_examples=300, deadline=None)
+@given(well_typed_events())
+def test_the_fast_path_of_field_cleaning_agrees_with_the_general_one(event: AuditEvent) -> None:
+    from auditspan.collector import _FIELD_PLANS
+
+    collector = SpanCollector(tracer_provider=TracerProvider())
+    fast = collector._plain_fields(event.fields_view(), *_FIELD_PLANS[type(event)])
+    assert fast is not None, "a well-typed event must take the fast path"
+    assert fast == collector._cleaned(event.fields_view(), known=True)

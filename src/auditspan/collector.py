@@ -156,6 +156,32 @@ _TYPED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
 }
 #: Event classes whose ``fields_view()`` holds exactly their declared fields (subclasses may add any).
 _KNOWN_CLASSES = frozenset(EVENT_CLASSES.values())
+#: How ``_plain_fields`` treats an event-specific field: left as it is, captured as content, scrubbed,
+#: or checked as a number.
+_AS_TAG, _AS_CONTENT, _AS_SCRUBBED, _AS_INT, _AS_FLOAT = range(5)
+#: Envelope strings that are tags (never scrubbed): only repaired when they are not ASCII.
+_ENVELOPE_TAGS = ("timestamp", "agent_id", "turn_id", "session_id", "severity")
+
+
+def _field_plan(event_type: str) -> tuple[tuple[str, int], ...]:
+    plan = []
+    for name, default in _TYPED_FIELDS[event_type]:
+        if isinstance(default, str):
+            kind = (
+                _AS_TAG
+                if name in _UNSCRUBBED_FIELDS
+                else _AS_CONTENT
+                if name in _CONTENT_FIELD_SET
+                else _AS_SCRUBBED
+            )
+        else:
+            kind = _AS_FLOAT if isinstance(default, float) else _AS_INT
+        plan.append((name, kind))
+    return tuple(plan)
+
+
+#: Per event class of this package: its tag and the plan of its own fields (the fast path of ``_cleaned``).
+_FIELD_PLANS = {cls: (tag, _field_plan(tag)) for tag, cls in EVENT_CLASSES.items()}
 _DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
 _SEED_ORDER = {name: i for i, name in enumerate(BASE_FIELDS)}
 _SEVERITY_NUMBERS = {
@@ -441,9 +467,11 @@ class SpanCollector:
 
     # ----------------------------------------------------------------- inputs
     def _fields_of(self, event: Any) -> tuple[dict[str, Any], int, str | None]:
-        if type(event) in _KNOWN_CLASSES:
+        plan = _FIELD_PLANS.get(type(event))
+        if plan is not None:
             # This package's own events: every field present, named by ASCII strings, in seed order.
-            return self._cleaned(event.fields_view(), known=True)
+            fields = event.fields_view()
+            return self._plain_fields(fields, *plan) or self._cleaned(fields, known=True)
         if isinstance(event, AuditEvent):
             fields = event.fields_view()
         elif isinstance(event, Mapping):
@@ -456,6 +484,62 @@ class SpanCollector:
             self.stats.invalid_events += 1
             fields = {"metadata": {_INVALID: clean_str(repr(event))[:2_000]}}
         return self._cleaned(fields)
+
+    def _plain_fields(
+        self, fields: dict[str, Any], tag: str, plan: tuple[tuple[str, int], ...]
+    ) -> tuple[dict[str, Any], int, str | None] | None:
+        """``_cleaned`` for one of this package's events whose every value has its declared type.
+
+        The usual case, and the hot path: the checks read each field once and
+        nothing is coerced. None (and ``fields`` untouched) as soon as a value
+        needs ``_cleaned``'s repairs.
+        """
+        stamp, metadata = fields["timestamp"], fields["metadata"]
+        if fields["event_type"] != tag or type(stamp) is not str or type(metadata) is not dict:
+            return None
+        if type(fields["severity"]) is not str:
+            return None
+        for name in _OPTIONAL_STR_FIELDS:
+            value = fields[name]
+            if value is not None and type(value) is not str:
+                return None
+        for name, kind in plan:
+            value = fields[name]
+            if kind <= _AS_SCRUBBED:
+                if type(value) is not str:
+                    return None
+            elif type(value) is int:
+                if not -(2**63) <= value < 2**63:
+                    return None
+            elif kind != _AS_FLOAT or type(value) is not float or not math.isfinite(value):
+                return None
+        try:
+            ts = timestamp_to_ns(stamp)
+        except (ValueError, OverflowError):
+            return None
+        if not 0 < ts < _MAX_SPAN_TIME_NS:
+            return None
+        # Every value checked: from here on only repairs of non-ASCII text and the capture policy.
+        for name in _ENVELOPE_TAGS:
+            value = fields[name]
+            if value and not value.isascii():
+                fields[name] = clean_str(value)
+        raw_args = None
+        redactor = self.redactor
+        for name, kind in plan:
+            value = fields[name]
+            if kind > _AS_SCRUBBED:
+                continue
+            if not value.isascii():
+                value = fields[name] = clean_str(value)  # lone surrogates cannot be encoded
+            if name == "arguments_preview":
+                raw_args = value
+            if not value or kind == _AS_TAG:
+                continue
+            fields[name] = redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
+        if metadata:
+            fields["metadata"] = redactor.redact_value(metadata)
+        return fields, ts, raw_args
 
     def _cleaned(
         self, fields: dict[str, Any], *, known: bool = False
