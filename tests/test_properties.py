@@ -644,9 +644,13 @@ def well_typed_events(draw: st.DrawFn) -> AuditEvent:
         if f.name in ("event_type", "timestamp") or not f.init or not draw(st.booleans()):
             continue
         if f.name == "metadata":
-            value: Any = draw(st.dictionaries(st.sampled_from(["tool_call_id", "x", "api_key"]), WELL_TYPED_TEXT))
+            value: Any = draw(
+                st.dictionaries(st.sampled_from(["tool_call_id", "x", "api_key"]), WELL_TYPED_TEXT)
+            )
         elif isinstance(f.default, float):
-            value = draw(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**63), 2**63 - 1)))
+            value = draw(
+                st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**63), 2**63 - 1))
+            )
         elif isinstance(f.default, int):
             value = draw(st.integers(-(2**63), 2**63 - 1))
         else:

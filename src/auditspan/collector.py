@@ -671,12 +671,14 @@ class SpanCollector:
         record = self._record(ev, turn.trace_id, turn.span_id, self._type_of_event(_TURN_END))
         span = turn.span
         assert span is not None
+        attributes: dict[str, Any] = {}
         content = fields.get("content_preview")
         if content:
-            span.set_attribute(attr.TURN_CONTENT_PREVIEW, self._text(content))
+            attributes[attr.TURN_CONTENT_PREVIEW] = self._text(content)
         count = fields.get("function_calls_count")
         if isinstance(count, int) and not isinstance(count, bool):
-            span.set_attribute(attr.TURN_FUNCTION_CALLS_COUNT, count)
+            attributes[attr.TURN_FUNCTION_CALLS_COUNT] = count
+        span.set_attributes(attributes)
         self._end_turn(turn, ts, incomplete=None)
         return record
 
@@ -1018,10 +1020,12 @@ class SpanCollector:
         if fields["event_type"] == _SANDBOX:
             span = call.span
             assert span is not None
+            attributes: dict[str, Any] = {}
             if fields.get("backend_type"):
-                span.set_attribute(attr.SANDBOX_BACKEND, self._text(fields["backend_type"]))
+                attributes[attr.SANDBOX_BACKEND] = self._text(fields["backend_type"])
             if fields.get("context"):
-                span.set_attribute(attr.SANDBOX_CONTEXT, self._text(fields["context"]))
+                attributes[attr.SANDBOX_CONTEXT] = self._text(fields["context"])
+            span.set_attributes(attributes)
         self._add_event(call.span, ev)
         return self._call_record(ev, call)
 
@@ -1124,35 +1128,37 @@ class SpanCollector:
     ) -> None:
         span = call.span
         assert span is not None
-        span.set_attribute(attr.TOOL_OUTCOME, outcome)
+        attributes: dict[str, Any] = {attr.TOOL_OUTCOME: outcome}  # set at once: one lock, one check
+        status = None
         turn.calls = max(0, turn.calls - 1)
         if fields is not None and fields["event_type"] == _COMPLETE:
             if fields.get("status"):
-                span.set_attribute(attr.TOOL_STATUS, self._text(fields["status"]))
+                attributes[attr.TOOL_STATUS] = self._text(fields["status"])
             duration = fields.get("duration_ms")
             if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-                span.set_attribute(attr.TOOL_DURATION_MS, float(duration))
+                attributes[attr.TOOL_DURATION_MS] = float(duration)
             if fields.get("result_preview"):
-                span.set_attribute(attr.TOOL_RESULT_PREVIEW, self._text(fields["result_preview"]))
+                attributes[attr.TOOL_RESULT_PREVIEW] = self._text(fields["result_preview"])
         elif outcome == attr.OUTCOME_FAILURE and fields is not None:
             error_type = self._text(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
             message = self._text(fields.get("error_message") or "")
-            span.set_attribute(attr.ERROR_TYPE, error_type)
+            attributes[attr.ERROR_TYPE] = error_type
             if message:
-                span.set_attribute(attr.TOOL_ERROR_MESSAGE, message)
-            span.set_status(
-                Status(StatusCode.ERROR, self._text(f"{error_type}: {message}" if message else error_type))
+                attributes[attr.TOOL_ERROR_MESSAGE] = message
+            status = Status(
+                StatusCode.ERROR, self._text(f"{error_type}: {message}" if message else error_type)
             )
         elif outcome in (attr.OUTCOME_DENIED, attr.OUTCOME_BLOCKED):
             error_type = attr.ERROR_TYPE_DENIED if outcome == attr.OUTCOME_DENIED else attr.ERROR_TYPE_BLOCKED
-            span.set_attribute(attr.ERROR_TYPE, error_type)
+            attributes[attr.ERROR_TYPE] = error_type
             source = self._text(fields.get("policy_source") or fields.get("pattern") or "") if fields else ""
-            span.set_status(
-                Status(StatusCode.ERROR, self._text(f"{outcome} by {source}" if source else outcome))
-            )
+            status = Status(StatusCode.ERROR, self._text(f"{outcome} by {source}" if source else outcome))
         elif outcome == attr.OUTCOME_INCOMPLETE:
-            span.set_attribute(attr.ERROR_TYPE, attr.ERROR_TYPE_TOOL_INCOMPLETE)
-            span.set_status(Status(StatusCode.ERROR, "tool call did not complete before its turn ended"))
+            attributes[attr.ERROR_TYPE] = attr.ERROR_TYPE_TOOL_INCOMPLETE
+            status = Status(StatusCode.ERROR, "tool call did not complete before its turn ended")
+        span.set_attributes(attributes)
+        if status is not None:
+            span.set_status(status)
         span.end(end_time=max(ts, call.start_ns))
 
     def _classify(self, tool_name: str, arguments_preview: str, metadata: dict[str, Any]) -> Any:
