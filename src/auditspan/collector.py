@@ -229,7 +229,7 @@ class _Event:
         self.raw_args: str | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Call:
     """One tool call attempt, from its first governing event to its end."""
 
@@ -251,7 +251,7 @@ class _Call:
     refused: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Turn:
     """An open turn (or, with ``span=None``, the home of tool calls that have no turn)."""
 
@@ -1479,10 +1479,8 @@ def _flow() -> tuple[int, int]:
     Gathered tool calls all run on the loop's thread; the task tells them apart, so a
     completion is matched to the attempt made by the same task.
     """
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running event loop in this thread
-        task = None
+    loop = asyncio._get_running_loop()  # None outside a loop, where current_task() would raise
+    task = asyncio.current_task(loop) if loop is not None else None
     return threading.get_ident(), id(task) if task is not None else 0
 
 
