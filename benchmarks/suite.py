@@ -349,6 +349,7 @@ def render(report: dict[str, Any]) -> str:
             ("auditspan", "auditspan: collector + canonical log"),
             ("collector_only", "  collector without audit log"),
             ("audit_log_only", "  audit log alone (export of each record)"),
+            ("without_sdk_spans", "  collector + log on a no-op tracer (auditspan's own work)"),
         ],
         "us",
     )

@@ -113,11 +113,18 @@ def test_per_event_runs_every_variant_and_loses_nothing(tmp_path: Path) -> None:
     checks = micro.Checks()
     result = micro.per_event(turns=3, reps=1, workdir=tmp_path, checks=checks)
     assert result["events"] == 66
-    assert set(result["cases"]) == {"bare_sdk", "auditspan", "collector_only", "audit_log_only"}
+    assert set(result["cases"]) == {
+        "bare_sdk",
+        "auditspan",
+        "collector_only",
+        "audit_log_only",
+        "without_sdk_spans",
+    }
     assert checks.problems == []
     # Warm-up and one rep of: bare (spans), collector+log (spans, records, errors, lines),
-    # collector (spans, records, errors), log alone (records written, lines).
-    assert checks.checked == 2 * (1 + 4 + 3 + 2)
+    # collector (spans, records, errors), log alone (records written, lines), collector+log on the
+    # no-op tracer (no spans, records, errors, lines).
+    assert checks.checked == 2 * (1 + 4 + 3 + 2 + 4)
     assert list(tmp_path.iterdir()) == []  # every audit file was counted and removed
 
 

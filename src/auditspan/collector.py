@@ -156,32 +156,33 @@ _TYPED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
 }
 #: Event classes whose ``fields_view()`` holds exactly their declared fields (subclasses may add any).
 _KNOWN_CLASSES = frozenset(EVENT_CLASSES.values())
-#: How ``_plain_fields`` treats an event-specific field: left as it is, captured as content, scrubbed,
-#: or checked as a number.
-_AS_TAG, _AS_CONTENT, _AS_SCRUBBED, _AS_INT, _AS_FLOAT = range(5)
-#: Envelope strings that are tags (never scrubbed): only repaired when they are not ASCII.
-_ENVELOPE_TAGS = ("timestamp", "agent_id", "turn_id", "session_id", "severity")
+#: How ``_plain_fields`` treats an event-specific text field: left as it is, captured as content, or
+#: scrubbed.
+_AS_TAG, _AS_CONTENT, _AS_SCRUBBED = range(3)
 
 
-def _field_plan(event_type: str) -> tuple[tuple[str, int], ...]:
-    plan = []
-    for name, default in _TYPED_FIELDS[event_type]:
-        if isinstance(default, str):
-            kind = (
-                _AS_TAG
-                if name in _UNSCRUBBED_FIELDS
-                else _AS_CONTENT
-                if name in _CONTENT_FIELD_SET
-                else _AS_SCRUBBED
-            )
+@dataclass(frozen=True)
+class _FieldPlan:
+    """An event class of this package: its tag, its own text and number fields (``_plain_fields``)."""
+
+    tag: str
+    texts: tuple[tuple[str, int], ...]  # (name, _AS_*)
+    numbers: tuple[tuple[str, bool], ...]  # (name, whether a float is allowed)
+
+
+def _field_plan(tag: str) -> _FieldPlan:
+    texts, numbers = [], []
+    for name, default in _TYPED_FIELDS[tag]:
+        if not isinstance(default, str):
+            numbers.append((name, isinstance(default, float)))
+        elif name in _UNSCRUBBED_FIELDS:
+            texts.append((name, _AS_TAG))
         else:
-            kind = _AS_FLOAT if isinstance(default, float) else _AS_INT
-        plan.append((name, kind))
-    return tuple(plan)
+            texts.append((name, _AS_CONTENT if name in _CONTENT_FIELD_SET else _AS_SCRUBBED))
+    return _FieldPlan(tag, tuple(texts), tuple(numbers))
 
 
-#: Per event class of this package: its tag and the plan of its own fields (the fast path of ``_cleaned``).
-_FIELD_PLANS = {cls: (tag, _field_plan(tag)) for tag, cls in EVENT_CLASSES.items()}
+_FIELD_PLANS = {cls: _field_plan(tag) for tag, cls in EVENT_CLASSES.items()}
 _DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
 _SEED_ORDER = {name: i for i, name in enumerate(BASE_FIELDS)}
 _SEVERITY_NUMBERS = {
@@ -471,7 +472,7 @@ class SpanCollector:
         if plan is not None:
             # This package's own events: every field present, named by ASCII strings, in seed order.
             fields = event.fields_view()
-            return self._plain_fields(fields, *plan) or self._cleaned(fields, known=True)
+            return self._plain_fields(fields, plan) or self._cleaned(fields, known=True)
         if isinstance(event, AuditEvent):
             fields = event.fields_view()
         elif isinstance(event, Mapping):
@@ -486,32 +487,35 @@ class SpanCollector:
         return self._cleaned(fields)
 
     def _plain_fields(
-        self, fields: dict[str, Any], tag: str, plan: tuple[tuple[str, int], ...]
+        self, fields: dict[str, Any], plan: _FieldPlan
     ) -> tuple[dict[str, Any], int, str | None] | None:
         """``_cleaned`` for one of this package's events whose every value has its declared type.
 
-        The usual case, and the hot path: the checks read each field once and
+        The usual case, and the hot path: each value is checked once and
         nothing is coerced. None (and ``fields`` untouched) as soon as a value
         needs ``_cleaned``'s repairs.
         """
-        stamp, metadata = fields["timestamp"], fields["metadata"]
-        if fields["event_type"] != tag or type(stamp) is not str or type(metadata) is not dict:
+        stamp, severity, metadata = fields["timestamp"], fields["severity"], fields["metadata"]
+        agent_id, turn_id, session_id = fields["agent_id"], fields["turn_id"], fields["session_id"]
+        if (
+            fields["event_type"] != plan.tag
+            or type(stamp) is not str
+            or type(severity) is not str
+            or type(metadata) is not dict
+            or (agent_id is not None and type(agent_id) is not str)
+            or (turn_id is not None and type(turn_id) is not str)
+            or (session_id is not None and type(session_id) is not str)
+        ):
             return None
-        if type(fields["severity"]) is not str:
-            return None
-        for name in _OPTIONAL_STR_FIELDS:
-            value = fields[name]
-            if value is not None and type(value) is not str:
+        for name, _ in plan.texts:
+            if type(fields[name]) is not str:
                 return None
-        for name, kind in plan:
+        for name, float_allowed in plan.numbers:
             value = fields[name]
-            if kind <= _AS_SCRUBBED:
-                if type(value) is not str:
-                    return None
-            elif type(value) is int:
+            if type(value) is int:
                 if not -(2**63) <= value < 2**63:
                     return None
-            elif kind != _AS_FLOAT or type(value) is not float or not math.isfinite(value):
+            elif not float_allowed or type(value) is not float or not math.isfinite(value):
                 return None
         try:
             ts = timestamp_to_ns(stamp)
@@ -520,23 +524,21 @@ class SpanCollector:
         if not 0 < ts < _MAX_SPAN_TIME_NS:
             return None
         # Every value checked: from here on only repairs of non-ASCII text and the capture policy.
-        for name in _ENVELOPE_TAGS:
-            value = fields[name]
-            if value and not value.isascii():
-                fields[name] = clean_str(value)
+        if not f"{stamp}{severity}{agent_id or ''}{turn_id or ''}{session_id or ''}".isascii():
+            for name in ("timestamp", "severity", "agent_id", "turn_id", "session_id"):
+                value = fields[name]
+                if value:
+                    fields[name] = clean_str(value)  # lone surrogates cannot be encoded
         raw_args = None
         redactor = self.redactor
-        for name, kind in plan:
+        for name, kind in plan.texts:
             value = fields[name]
-            if kind > _AS_SCRUBBED:
-                continue
             if not value.isascii():
-                value = fields[name] = clean_str(value)  # lone surrogates cannot be encoded
+                value = fields[name] = clean_str(value)
             if name == "arguments_preview":
                 raw_args = value
-            if not value or kind == _AS_TAG:
-                continue
-            fields[name] = redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
+            if value and kind != _AS_TAG:
+                fields[name] = redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
         if metadata:
             fields["metadata"] = redactor.redact_value(metadata)
         return fields, ts, raw_args
@@ -683,7 +685,8 @@ class SpanCollector:
         return record
 
     def _key(self, fields: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-        return (_opt_str(fields.get("session_id")), _opt_str(fields.get("turn_id")), None)
+        # Cleaned fields: these are strings or None (an empty string is no id).
+        return (fields.get("session_id") or None, fields.get("turn_id") or None, None)
 
     def _open_turn(
         self,
@@ -743,9 +746,9 @@ class SpanCollector:
 
     def _turn_for(self, fields: dict[str, Any], ts: int) -> _Turn:
         """The turn an event belongs to (see the module doc for events without one)."""
-        session_id = _opt_str(fields.get("session_id"))
-        turn_id = _opt_str(fields.get("turn_id"))
-        agent_id = _opt_str(fields.get("agent_id"))
+        session_id: str | None = fields.get("session_id") or None  # cleaned: a string or None
+        turn_id: str | None = fields.get("turn_id") or None
+        agent_id: str | None = fields.get("agent_id") or None
         if turn_id is not None:
             key: tuple[str | None, str | None, str | None] = (session_id, turn_id, None)
             turn = self._turns.get(key)

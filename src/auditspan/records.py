@@ -58,14 +58,15 @@ def build_record(
 
     Envelope keys win over event fields of the same name.
     """
-    record = dict(fields)
-    record["event_id"] = event_id
-    record["type"] = operation_type
-    record["target"] = target
-    record["parameters"] = parameters if parameters is not None else {}
-    record["governance"] = governance if governance is not None else empty_governance()
-    record["telemetry"] = {"duration_ms": duration_ms, "trace_id": trace_id, "span_id": span_id}
-    return record
+    return {
+        **fields,
+        "event_id": event_id,
+        "type": operation_type,
+        "target": target,
+        "parameters": parameters if parameters is not None else {},
+        "governance": governance if governance is not None else empty_governance(),
+        "telemetry": {"duration_ms": duration_ms, "trace_id": trace_id, "span_id": span_id},
+    }
 
 
 def empty_governance() -> dict[str, Any]:
