@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
-from . import endtoend, memory, micro
+from . import endtoend, instructions, memory, micro
 
 __all__ = ["FULL", "QUICK", "Config", "machine", "render", "run_suite", "verdicts"]
 
@@ -40,7 +40,7 @@ _MB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Config:
-    """Sizes of every section (``e2e_seconds=0`` leaves the end-to-end runs out)."""
+    """Sizes of every section (``e2e_seconds=0`` / ``instruction_turns=0`` leave those sections out)."""
 
     name: str
     reps: int
@@ -56,6 +56,7 @@ class Config:
     calls_per_turn_events: int
     open_turn_sizes: tuple[int, ...]
     open_turn_calls: int
+    instruction_turns: int
 
 
 QUICK = Config(
@@ -73,6 +74,7 @@ QUICK = Config(
     calls_per_turn_events=5_000,
     open_turn_sizes=(1, 100, 10_000),
     open_turn_calls=1_000,
+    instruction_turns=20,
 )
 
 FULL = Config(
@@ -90,6 +92,7 @@ FULL = Config(
     calls_per_turn_events=25_000,
     open_turn_sizes=(1, 10, 100, 1_000, 10_000),
     open_turn_calls=5_000,
+    instruction_turns=100,
 )
 
 
@@ -185,6 +188,8 @@ def run_suite(config: Config, *, json_path: Path | None = None, out: IO[str] | N
             ),
             ("memory", lambda: _memory(config)),
         ]
+        if config.instruction_turns > 0:
+            sections.append(("instructions", lambda: instructions.measure(config.instruction_turns)))
         if config.e2e_seconds > 0:
             sections.append(("end_to_end", lambda: _e2e(config, workdir)))
         for name, section in sections:
@@ -196,6 +201,7 @@ def run_suite(config: Config, *, json_path: Path | None = None, out: IO[str] | N
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     _check_end_to_end(results.get("end_to_end", {}), checks)
     _check_memory(results["memory"], checks)
+    _check_instructions(results.get("instructions", {}), checks)
     report["checks"] = {"checked": checks.checked, "problems": checks.problems}
     report["targets"] = verdicts(report, config)
     say(render(report))
@@ -218,6 +224,16 @@ def _check_memory(runs: dict[str, Any], checks: micro.Checks) -> None:
         if "records" in run:
             checks.expect(f"memory {label}: records", run["events_total"], run["records"])
         checks.expect(f"memory {label}: spans exported", run["spans_total"], run["spans_exported"])
+
+
+def _check_instructions(result: dict[str, Any], checks: micro.Checks) -> None:
+    for name, run in result.get("runs", {}).items():
+        events = result["events"] if name != "none" else 0
+        checks.expect(f"instructions {name}: events", events, run["events"])
+        spans = events * 5 // 22 if name in ("bare_sdk", "auditspan") else 0
+        checks.expect(f"instructions {name}: spans exported", spans, run["spans_exported"])
+        records = events if name in ("auditspan", "no_sdk_spans") else 0
+        checks.expect(f"instructions {name}: records written", records, run["records_written"])
 
 
 def verdicts(report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
@@ -434,6 +450,23 @@ def render(report: dict[str, Any]) -> str:
                 ratio_text,
             )
         )
+    ins = r.get("instructions")
+    if ins and "skipped" not in ins:
+        lines.append(
+            f"instructions per event (callgrind, {ins['events']:,} events of {ins['turns']:,} turns, "
+            "every thread); ratio = subject / bare SDK"
+        )
+        bare_ins = ins["per_event"]["bare_sdk"]
+        for key, label in (
+            ("bare_sdk", "bare SDK: same spans"),
+            ("auditspan", "auditspan: collector + canonical log"),
+            ("no_sdk_spans", "  collector + log on a no-op tracer (auditspan's own work)"),
+        ):
+            lines.append(
+                _row(label, f"{ins['per_event'][key]:,.0f}", f"{bare_ins:,.0f}", f"{ins['ratio'][key]:.2f}x")
+            )
+    elif ins:
+        lines.append(f"instructions per event: skipped ({ins['skipped']})")
     e2e = r.get("end_to_end")
     if e2e:
         lines.append(

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from benchmarks import endtoend, memory, micro
+from benchmarks import endtoend, instructions, memory, micro
 from benchmarks.baseline import BareSdkAgent, shapes
 from benchmarks.suite import QUICK, run_suite
 from benchmarks.timing import Sample, interleave
@@ -34,6 +34,7 @@ TINY = replace(
     classification_calls=20,
     log_records=100,
     e2e_seconds=0,
+    instruction_turns=0,
     memory_events=220,
     memory_open_turns=5,
     memory_warmup_turns=2,
@@ -209,3 +210,20 @@ def test_end_to_end_into_rotel_delivers_every_span_and_record(tmp_path: Path, pr
         assert result["rotel_received"] == result["spans_produced"]
         assert result["records_written"] == result["records"] == result["events"]
     assert paced["events"] <= 2_000 * 0.5 + 22  # pacing held it to the rate (count, not time)
+
+
+def test_instruction_counts_are_real_callgrind_totals_of_the_subject_alone() -> None:
+    result = instructions.measure(1, subjects=("bare_sdk",))
+    none, bare = result["runs"]["none"], result["runs"]["bare_sdk"]
+    assert (none["events"], none["spans_exported"], none["records_written"]) == (0, 0, 0)
+    assert (bare["events"], bare["spans_exported"], bare["records_written"]) == (22, 5, 0)
+    # Python's start-up alone is hundreds of millions of instructions; 22 events add tens of thousands each.
+    assert none["instructions"] > 100_000_000
+    assert 10_000 < result["per_event"]["bare_sdk"] < 10_000_000
+    assert result["ratio"] == {"bare_sdk": 1.0}
+
+
+def test_a_callgrind_run_without_a_count_is_an_error() -> None:
+    assert instructions.collected("==41== Events    : Ir\n==41== Collected : 1234567\n") == 1234567
+    with pytest.raises(RuntimeError, match="callgrind reported no count"):
+        instructions.collected("valgrind: command not found")
