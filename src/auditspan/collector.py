@@ -154,8 +154,6 @@ _TYPED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
     )
     for cls in EVENT_CLASSES.values()
 }
-#: Event classes whose ``fields_view()`` holds exactly their declared fields (subclasses may add any).
-_KNOWN_CLASSES = frozenset(EVENT_CLASSES.values())
 #: How ``_plain_fields`` treats an event-specific text field: left as it is, captured as content, or
 #: scrubbed.
 _AS_TAG, _AS_CONTENT, _AS_SCRUBBED = range(3)
@@ -182,6 +180,8 @@ def _field_plan(tag: str) -> _FieldPlan:
     return _FieldPlan(tag, tuple(texts), tuple(numbers))
 
 
+#: The event classes whose ``fields_view()`` holds exactly their declared fields (subclasses may add
+#: any), with their plans.
 _FIELD_PLANS = {cls: _field_plan(tag) for tag, cls in EVENT_CLASSES.items()}
 _DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
 _SEED_ORDER = {name: i for i, name in enumerate(BASE_FIELDS)}
