@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.util._once import Once
 
 from auditspan import AuditEmitter, SpanCollector
 
@@ -52,6 +55,21 @@ class Harness:
         self.collector.shutdown()
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
+
+
+@pytest.fixture
+def fresh_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No global TracerProvider yet, as in a fresh process (``configure()`` reuses a global SDK one)."""
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, fresh_global_provider: None) -> None:
+    """A fresh process with none of the ``OTEL_*``, ``AUDITSPAN_*`` or ``NO_COLOR`` settings of the caller."""
+    for name in list(os.environ):
+        if name.startswith(("OTEL_", "AUDITSPAN_", "NO_COLOR")):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

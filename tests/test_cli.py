@@ -6,12 +6,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.util._once import Once
 
 from auditspan import __version__
 from auditspan.cli import main
@@ -22,14 +19,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "auditspan"
 COMMANDS = ["demo", "replay", "show", "validate", "policy-input"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "AUDITSPAN_", "NO_COLOR")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
-    yield
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _clean_env() -> dict[str, str]:

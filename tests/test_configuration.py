@@ -16,12 +16,8 @@ import auditspan
 from auditspan.configuration import ConfigurationError
 from auditspan.otlp_file import read_spans
 
-
-@pytest.fixture(autouse=True)
-def _no_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each test starts as a fresh process would: no global TracerProvider yet.
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", trace.Once())
+# Each test starts as a fresh process would: no global TracerProvider yet.
+pytestmark = pytest.mark.usefixtures("fresh_global_provider")
 
 
 def run_turn(handle: auditspan.AuditSpanHandle) -> str:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.trace import StatusCode
-from opentelemetry.util._once import Once
 
 from auditspan import AuditEmitter
 from auditspan import attributes as attr
@@ -25,14 +21,7 @@ from auditspan.validate import validate_files
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "AUDITSPAN_", "NO_COLOR")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
-    yield
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _run(harness: Any, **options: Any) -> DemoRun:

@@ -36,7 +36,6 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -46,7 +45,6 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler, TraceIdRatioBased
-from opentelemetry.util._once import Once
 
 import auditspan
 from auditspan import AuditEmitter, SpanCollector
@@ -139,13 +137,6 @@ def assert_valid_ids(record: dict[str, Any]) -> None:
     assert isinstance(trace_id, str) and len(trace_id) == 32 and set(trace_id) <= set(HEX32), record
     assert isinstance(span_id, str) and len(span_id) == 16 and set(span_id) <= set(HEX32), record
     assert int(trace_id, 16) != 0 and int(span_id, 16) != 0, record
-
-
-@pytest.fixture
-def fresh_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    """configure() reuses a global SDK provider: start as a fresh process would, without one."""
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
 
 
 # --- 1. the 100k burst ---------------------------------------------------------------------------

@@ -8,14 +8,13 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.util._once import Once
 
 from auditspan import attributes as attr
 from auditspan.cli import main
@@ -28,14 +27,7 @@ SEED = Path(__file__).parent / "data" / "logs" / "seed-run.jsonl"
 CLEAN_ENV: dict[str, str] = {}
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "AUDITSPAN_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
-    yield
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 # ------------------------------------------------------------------ helpers

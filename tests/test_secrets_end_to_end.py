@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.util._once import Once
 
 import auditspan
 from auditspan.emitter import PREVIEW_LIMIT
@@ -152,11 +150,8 @@ def everything_written(out: Path, log_text: str) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(autouse=True)
-def _no_global_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    # configure() reuses a global SDK provider: start as a fresh process would, without one.
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+# Each test starts as a fresh process would: no global TracerProvider yet.
+pytestmark = pytest.mark.usefixtures("fresh_global_provider")
 
 
 def run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,7 @@ EVENT_TYPES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.startswith(("OTEL_", "AUDITSPAN_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
-    yield
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _canonical_log(directory: Path) -> Path:

@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.util._once import Once
 
 import auditspan
 
@@ -128,11 +126,9 @@ class Agent:
 
 @pytest.fixture
 def otel_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, phoenix_project: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, phoenix_project: str, fresh_global_provider: None
 ) -> Iterator[Callable[[str], None]]:
-    """Set the environment a deployment would (endpoint given later) and reset the global provider."""
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER_SET_ONCE", Once())
+    """Set the environment a deployment would (endpoint given later), with no global provider yet."""
     for name, value in {
         "OTEL_SERVICE_NAME": "outage-agent",
         "OTEL_RESOURCE_ATTRIBUTES": f"{PHOENIX_PROJECT_ATTRIBUTE}={phoenix_project}",
