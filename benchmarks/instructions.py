@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .isolated import REPO
+from .workload import events_per_turn, spans_per_turn
 
 __all__ = ["SUBJECTS", "collected", "measure", "run_subject"]
 
@@ -43,6 +44,7 @@ __all__ = ["SUBJECTS", "collected", "measure", "run_subject"]
 SUBJECTS = ("bare_sdk", "auditspan", "no_sdk_spans")
 _COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.M)
 _WARMUP_TURNS = 5
+_CALLS_PER_TURN = 4  # event_stream's default
 
 
 def collected(valgrind_stderr: str) -> int:
@@ -82,19 +84,19 @@ def run_subject(subject: str, turns: int, workdir: Path) -> dict[str, int]:
     events = list(event_stream(turns, first_turn=_WARMUP_TURNS))
     provider, exporter = make_provider()
     paths = {name: workdir / f"{name}.jsonl" for name in ("auditspan", "no_sdk_spans")}
-    emitters = {
-        "bare_sdk": BareSdkAgent(provider).handle,
-        "auditspan": SpanCollector(tracer_provider=provider, audit_log=paths["auditspan"]).emit,
+    collectors = {
+        "auditspan": SpanCollector(tracer_provider=provider, audit_log=paths["auditspan"]),
         "no_sdk_spans": SpanCollector(
             tracer_provider=trace.NoOpTracerProvider(), audit_log=paths["no_sdk_spans"]
-        ).emit,
+        ),
     }
+    emitters = {"bare_sdk": BareSdkAgent(provider).handle, **{k: c.emit for k, c in collectors.items()}}
     emit = emitters.get(subject)
     if emit is not None:
         for event in events:
             emit(event)
-    for name in ("auditspan", "no_sdk_spans"):
-        emitters[name].__self__.shutdown()  # type: ignore[attr-defined]
+    for collector in collectors.values():
+        collector.shutdown()
     provider.shutdown()
     return {
         "events": len(events) if emit is not None else 0,
@@ -152,7 +154,8 @@ def measure(turns: int, *, subjects: tuple[str, ...] = SUBJECTS) -> dict[str, An
     bare = per_event.get("bare_sdk")
     return {
         "turns": turns,
-        "events": turns * 22,
+        "events": turns * events_per_turn(_CALLS_PER_TURN),
+        "spans": turns * spans_per_turn(_CALLS_PER_TURN),
         "runs": runs,
         "per_event": per_event,
         "ratio": {name: value / bare for name, value in per_event.items()} if bare else {},

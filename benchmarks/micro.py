@@ -27,7 +27,7 @@ from auditspan.records import encode_record
 
 from .baseline import BareSdkAgent, make_provider
 from .timing import Case, Measured, Sample, Stopwatch, interleave
-from .workload import concurrent_turns, event_stream, events_per_turn, preview_pairs
+from .workload import concurrent_turns, event_stream, events_per_turn, preview_pairs, spans_per_turn
 
 __all__ = [
     "Checks",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _CALLS_PER_TURN = 4
-_SPANS_PER_TURN = 1 + _CALLS_PER_TURN
+_SPANS_PER_TURN = spans_per_turn(_CALLS_PER_TURN)
 
 
 class Checks:
@@ -107,6 +107,23 @@ class _Files:
         return self.workdir / f"audit-{next(self._n)}.jsonl"
 
 
+def _feed(
+    handle: Callable[[AuditEvent], object],
+    before: Sequence[AuditEvent],
+    events: Sequence[AuditEvent],
+    after: Sequence[AuditEvent],
+) -> Stopwatch:
+    """Hand ``before``, ``events``, ``after`` to ``handle``; only ``events`` are timed."""
+    for event in before:
+        handle(event)
+    with Stopwatch() as watch:
+        for event in events:
+            handle(event)
+    for event in after:
+        handle(event)
+    return watch
+
+
 def _collector_case(
     events: Sequence[AuditEvent],
     files: _Files | None,
@@ -131,14 +148,7 @@ def _collector_case(
         collector = SpanCollector(
             tracer_provider=provider if sdk_spans else trace.NoOpTracerProvider(), audit_log=path
         )
-        emit = collector.emit
-        for event in before:
-            emit(event)
-        with Stopwatch() as watch:
-            for event in events:
-                emit(event)
-        for event in after:
-            emit(event)
+        watch = _feed(collector.emit, before, events, after)
         collector.shutdown()
         provider.shutdown()
         total = len(before) + len(events) + len(after)
@@ -164,14 +174,7 @@ def _bare_case(
 ) -> Case:
     def run() -> Sample:
         provider, exporter = make_provider()
-        handle = BareSdkAgent(provider).handle
-        for event in before:
-            handle(event)
-        with Stopwatch() as watch:
-            for event in events:
-                handle(event)
-        for event in after:
-            handle(event)
+        watch = _feed(BareSdkAgent(provider).handle, before, events, after)
         provider.shutdown()
         checks.expect(f"{label}: spans exported", spans, exporter.spans)
         return watch.sample(len(events))

@@ -45,6 +45,7 @@ __all__ = [
     "events_per_turn",
     "iso",
     "preview_pairs",
+    "spans_per_turn",
     "turn_events",
 ]
 
@@ -138,6 +139,11 @@ def iso(ns: int) -> str:
 def events_per_turn(calls: int) -> int:
     """Events in a turn of ``calls`` tool calls: turn_start, 5 per call, turn_end."""
     return 2 + EVENTS_PER_CALL * calls
+
+
+def spans_per_turn(calls: int) -> int:
+    """Spans a turn of ``calls`` tool calls makes: the turn's and one per call."""
+    return 1 + calls
 
 
 def _cut(text: str) -> str:
