@@ -7,6 +7,7 @@ Python runtime) or ``json.dumps(args)[:200]`` (JSON-emitting ports).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from auditspan import classification
 from auditspan.classification import (
     Classification,
     ClassificationRule,
@@ -587,6 +589,16 @@ def test_cache_is_bounded_and_results_stay_right() -> None:
     assert classifier.cache_info()["size"] == 0
 
 
+def test_a_full_cache_forgets_its_oldest_entry_first() -> None:
+    classifier = Classifier(cache_size=3)
+    first, *rest = [classifier.classify("run_sql", py({"query": f"SELECT 1 FROM t{i}"})) for i in range(4)]
+    # The three latest are remembered (the same object comes back); the first was dropped.
+    for i, result in enumerate(rest, start=1):
+        assert classifier.classify("run_sql", py({"query": f"SELECT 1 FROM t{i}"})) is result
+    again = classifier.classify("run_sql", py({"query": "SELECT 1 FROM t0"}))
+    assert again == first and again is not first
+
+
 def test_cached_and_uncached_agree_and_are_deterministic() -> None:
     cached, uncached = Classifier(), Classifier(cache_size=0)
     for tool, preview, *_ in REALISTIC + [(t, p) for t, p in LOOK_ALIKES]:
@@ -681,6 +693,15 @@ def test_never_raises_on_runtime_like_previews(tool: str, args: Any, as_json: bo
     c = Classifier().classify(tool, preview)
     assert c == Classifier(cache_size=0).classify(tool, preview)
     json.dumps(c.to_record_fields())
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="ab'\"\\:[]{} ,_\n1\u00e9", max_size=40))
+def test_the_string_literal_pattern_reads_what_its_plain_definition_reads(text: str) -> None:
+    """The unrolled-loop form the classifier uses finds the same literals as the per-character one."""
+    plain = re.compile(r"""'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
+    used = re.compile(classification._STRING_LITERAL, re.S)
+    assert [m.span() for m in used.finditer(text)] == [m.span() for m in plain.finditer(text)]
 
 
 @given(st.one_of(st.none(), st.integers(), st.text(max_size=10), st.binary(max_size=10)), _JSONISH, _JSONISH)

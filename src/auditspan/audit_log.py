@@ -234,7 +234,8 @@ class JsonLinesAuditLog:
         self._sink = _Sink(target, rotate_bytes, retain)
         self.stats = AuditLogStats()
         self._queue: deque[bytes] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()  # the lock a Condition() makes for itself, named for export_lines
+        self._cond = threading.Condition(self._lock)
         self._io_lock = threading.Lock()
         self._in_flight = 0
         self._closed = False
@@ -270,7 +271,9 @@ class JsonLinesAuditLog:
             return AuditLogExportResult.FAILURE
         if self._thread is None:
             return self._write_now(lines)
-        with self._cond:
+        # The condition's own lock, taken directly: the same mutual exclusion without the two
+        # Python-level calls of ``Condition.__enter__``/``__exit__`` on every record.
+        with self._lock:
             self.stats.records_accepted += len(lines)
             if len(self._queue) + len(lines) > self._max_queue:
                 self.stats.blocked_exports += 1

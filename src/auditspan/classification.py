@@ -82,6 +82,7 @@ import json
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import translate
@@ -157,11 +158,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_AGENT_ACTION: Final = _T.AGENT_ACTION.value  # (an enum's ``.value`` is a Python-level property)
+
+
 def _make(
     type_: OperationType | str, custom: str | None, target: str | None, params: dict[str, Any], source: str
 ) -> Classification:
     name, risk, category = _type_info(type_)
-    if name == _T.AGENT_ACTION.value:
+    if name == _AGENT_ACTION:
         params["custom_type"] = custom
     else:
         custom = None
@@ -208,13 +212,18 @@ def _fallback(tool_name: object) -> Classification:
 # --------------------------------------------------------------------------- reading the arguments
 
 _WORD_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+#: A quoted literal, possibly cut short: ``'`` or ``"``, then runs of plain characters and escapes.
+#: Written as the unrolled loop ``q[^q\\]*(?:\\.[^q\\]*)*`` rather than ``q(?:[^q\\]|\\.)*``: the
+#: same matches, but the regex engine takes a whole run at once instead of one character per branch
+#: (half the cost of reading an arguments preview).
+_STRING_LITERAL = r"""'[^'\\]*(?:\\.[^'\\]*)*(?:'|\Z)|"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)"""
 _KV_RE = re.compile(
     r"""(?P<q>['"])(?P<key>[A-Za-z_][\w.\-]{0,63})(?P=q)\s*:\s*"""
-    r"""(?:(?P<str>'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z))"""
+    rf"""(?:(?P<str>{_STRING_LITERAL})"""
     r"""|\[(?P<list>[^\[\]{}]*)(?:\]|\Z)|(?P<bare>[-+\w.]+))?""",
     re.S,
 )
-_STR_RE = re.compile(r"""'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
+_STR_RE = re.compile(_STRING_LITERAL, re.S)
 _ESCAPE_RE = re.compile(r"\\(.)", re.S)
 _ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r"}
 
@@ -289,16 +298,15 @@ class _Ctx:
         kv: dict[str, str | tuple[str, ...] | None] = {}
         values: list[tuple[str, str]] = []  # (key or "", value), in order
         for m in _KV_RE.finditer(preview):
-            key = m.group("key").lower()
-            val: str | tuple[str, ...] | None = None
-            if m.group("str") is not None:
-                val = _unquote(m.group("str"))
+            _quote, key, literal, items, bare = m.groups()  # one call, not one per group
+            key = key.lower()
+            val: str | tuple[str, ...] | None = bare
+            if literal is not None:
+                val = _unquote(literal)
                 values.append((key, val))
-            elif m.group("list") is not None:
-                val = tuple(_unquote(s) for s in _STR_RE.findall(m.group("list")))
+            elif items is not None:
+                val = tuple(_unquote(s) for s in _STR_RE.findall(items))
                 values.extend((key, item) for item in val)
-            elif m.group("bare") is not None:
-                val = m.group("bare")
             kv.setdefault(key, val)
         if not kv:
             # Positional arguments, a tuple repr, or a raw string preview.
@@ -1192,7 +1200,7 @@ class Classifier:
         self._rules = tuple(rules)
         self._heuristics = heuristics
         self._cache_size = max(0, int(cache_size))
-        self._cache: dict[tuple[str | None, ...], Classification] = {}
+        self._cache: OrderedDict[tuple[str | None, ...], Classification] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -1239,8 +1247,9 @@ class Classifier:
     def _remember(self, key: tuple[str | None, ...], result: Classification) -> None:
         with self._lock:
             if len(self._cache) >= self._cache_size:
-                # Insertion order: drop the oldest entry (FIFO keeps the hit path lock-free).
-                self._cache.pop(next(iter(self._cache)), None)
+                # Drop the oldest entry (FIFO keeps the hit path lock-free). Not a plain dict's
+                # first key: with its front popped again and again, finding it costs a scan.
+                self._cache.popitem(last=False)
             self._cache[key] = result
 
     def _explicit(

@@ -184,6 +184,16 @@ def _field_plan(tag: str) -> _FieldPlan:
 #: any), with their plans.
 _FIELD_PLANS = {cls: _field_plan(tag) for tag, cls in EVENT_CLASSES.items()}
 _DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
+#: Span event / log attribute key of each event field (built once: the keys' hashes are cached too).
+_EVENT_FIELD_KEYS = {
+    **{name: attr.EVENT_FIELD_PREFIX + name for cls in EVENT_CLASSES.values() for name in cls._field_names},
+    "severity": attr.EVENT_SEVERITY,
+    "metadata": attr.EVENT_METADATA,
+}
+#: The semantic type of each event that is not a tool call, by name (an enum's ``.value`` is a Python-level
+#: property: looked up once here, not per event).
+_EVENT_OPERATION_NAMES = {event_type: op.value for event_type, op in EVENT_TYPE_OPERATIONS.items()}
+_AGENT_ACTION = OperationType.AGENT_ACTION.value
 _SEED_ORDER = {name: i for i, name in enumerate(BASE_FIELDS)}
 _SEVERITY_NUMBERS = {
     "debug": 5,
@@ -221,13 +231,13 @@ class _Event:
 
     __slots__ = ("extra", "fields", "id", "raw_args", "ts")
 
-    def __init__(self, fields: dict[str, Any], event_id: str, ts: int) -> None:
+    def __init__(self, fields: dict[str, Any], event_id: str, ts: int, raw_args: str | None = None) -> None:
         self.fields = fields
         self.id = event_id
         self.ts = ts
         self.extra: list[dict[str, Any]] = []  # records the event gives rise to (rule matches)
         #: The arguments preview before the capture policy (classification only; never recorded).
-        self.raw_args: str | None = None
+        self.raw_args = raw_args
 
 
 @dataclass(eq=False, slots=True)
@@ -378,8 +388,7 @@ class SpanCollector:
                 self.stats.events += 1
                 self._position += 1
                 event_id = self._event_id(fields)
-                event = _Event(fields, event_id, ts)
-                event.raw_args = raw_args
+                event = _Event(fields, event_id, ts, raw_args)
                 records = [self._route(event), *event.extra]
         except Exception as exc:  # nothing may reach the agent
             self._internal_error(exc)
@@ -828,7 +837,7 @@ class SpanCollector:
 
     @staticmethod
     def _type_of_event(event_type: str) -> str:
-        return EVENT_TYPE_OPERATIONS.get(event_type, OperationType.AGENT_ACTION).value
+        return _EVENT_OPERATION_NAMES.get(event_type, _AGENT_ACTION)
 
     # tool calls -------------------------------------------------------------------
     def _new_call(self, turn: _Turn, fields: dict[str, Any], ts: int) -> _Call:
@@ -1281,20 +1290,18 @@ class SpanCollector:
         attributes: dict[str, Any] = {attr.EVENT_TYPE: fields["event_type"]}
         if event_id:
             attributes[attr.EVENT_ID] = event_id
+        limit = self._max_length
         for name, value in fields.items():
-            if name in _ENVELOPE_FIELDS or value is None:
+            if value is None or name in _ENVELOPE_FIELDS:
                 continue
+            key = _EVENT_FIELD_KEYS.get(name) or attr.EVENT_FIELD_PREFIX + name
             if name == "metadata":
                 if value:
-                    attributes[attr.EVENT_METADATA] = self._text(encode_record(value).decode().rstrip("\n"))
-            elif name == "severity":
-                attributes[attr.EVENT_SEVERITY] = self._text(value)
-            elif isinstance(value, str):
-                attributes[attr.EVENT_FIELD_PREFIX + name] = self._text(value)
+                    attributes[key] = self._text(encode_record(value).decode().rstrip("\n"))
+            elif isinstance(value, str):  # _text, inline: most fields are short strings
+                attributes[key] = value if len(value) <= limit else truncate(value, limit)[0]
             else:  # numbers beyond 64 bits and containers become (JSON) strings
-                attributes[attr.EVENT_FIELD_PREFIX + name] = attribute_value(
-                    value, max_length=self._max_length
-                )
+                attributes[key] = attribute_value(value, max_length=limit)
         return attributes
 
     def _add_event(self, span: Span | None, ev: _Event) -> None:
@@ -1326,7 +1333,7 @@ class SpanCollector:
             parameters = dict(classification.parameters)
             if classification.custom_type:
                 parameters.setdefault("custom_type", classification.custom_type)
-        elif operation_type == OperationType.AGENT_ACTION:
+        elif operation_type == _AGENT_ACTION:
             # An event of no tool call (an error, a skill used): its kind is the custom type.
             parameters["custom_type"] = fields["event_type"]
         duration = fields.get("duration_ms") if fields["event_type"] == _COMPLETE else None
