@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from auditspan import events as ev
 
@@ -140,6 +142,25 @@ def test_timestamp_forms(text: str, micros: int) -> None:
     parsed = ev.parse_timestamp(text)
     assert parsed == datetime(2026, 11, 21, 19, 24, 17, micros, tzinfo=timezone.utc)
     assert ev.timestamp_to_ns(text) == int(parsed.timestamp()) * 1_000_000_000 + micros * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@given(st.datetimes(datetime(1970, 1, 2), datetime(9999, 12, 30)), st.integers(0, 999_999))
+def test_timestamps_of_a_second_already_seen_parse_as_the_first_did(moment: datetime, micros: int) -> None:
+    """The seed's form is read from a remembered second after its first parse: the same nanoseconds."""
+    first = moment.replace(tzinfo=timezone.utc)
+    later = first.replace(microsecond=micros)  # same second, other fraction
+    for when in (first, later, first):
+        text = when.isoformat(timespec="microseconds")
+        expected = ((when - _EPOCH) // timedelta(microseconds=1)) * 1_000
+        assert ev.timestamp_to_ns(text) == expected == ev.timestamp_to_ns(text)
+    # A fraction that is not six ASCII digits is never read from the remembered second.
+    second = first.isoformat(timespec="seconds")[:19]
+    for fraction in ("+12345", "\uff11" * 6):  # a sign; fullwidth digits (str.isdigit says yes)
+        with pytest.raises(ValueError, match="not an ISO 8601 timestamp"):
+            ev.timestamp_to_ns(f"{second}.{fraction}+00:00")
 
 
 def test_bad_timestamp_names_value() -> None:
