@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from typing import IO, Any
 
 from . import endtoend, instructions, memory, micro
 
-__all__ = ["FULL", "QUICK", "Config", "machine", "render", "run_suite", "verdicts"]
+__all__ = ["FULL", "QUICK", "Config", "machine", "render", "run_suite", "sustained", "verdicts"]
 
 #: The per-event target: collector + canonical log per event, over the bare SDK.
 MAX_OVERHEAD_RATIO = 1.5
@@ -31,6 +32,9 @@ MAX_EXPORT_US = 5.0
 MIN_EVENTS_PER_S = 10_000
 #: Pace of the sustained run: 2% above the target, so reaching the target is not a rounding matter.
 PACED_RATE = MIN_EVENTS_PER_S * 1.02
+_PROTOCOLS = ("grpc", "http/protobuf")
+_PACED = "auditspan_paced"
+_COUNTED = ("rotel_received", "spans_produced", "records_written", "events")
 #: RSS growth allowed over the long stream.
 MAX_RSS_GROWTH_MB = 50.0
 #: "Flat": per-event cost at the largest size over the smallest.
@@ -48,6 +52,8 @@ class Config:
     classification_calls: int
     log_records: int
     e2e_seconds: float
+    #: Sustained (paced) runs per protocol; the target's verdict takes their median.
+    e2e_paced_reps: int
     memory_events: int
     memory_open_turns: int
     memory_warmup_turns: int
@@ -66,6 +72,7 @@ QUICK = Config(
     classification_calls=1_000,
     log_records=10_000,
     e2e_seconds=3.0,
+    e2e_paced_reps=1,
     memory_events=50_000,
     memory_open_turns=10_000,
     memory_warmup_turns=500,
@@ -84,6 +91,7 @@ FULL = Config(
     classification_calls=5_000,
     log_records=100_000,
     e2e_seconds=60.0,
+    e2e_paced_reps=3,
     memory_events=1_000_000,
     memory_open_turns=10_000,
     memory_warmup_turns=500,
@@ -126,17 +134,40 @@ def machine() -> dict[str, Any]:
 def _e2e(config: Config, workdir: Path) -> dict[str, Any]:
     runs: dict[str, Any] = {}
     with endtoend.Rotel(workdir) as rotel:
-        for protocol in ("grpc", "http/protobuf"):
-            # Baseline capacity first, then auditspan unpaced, then the sustained paced run.
-            for label, rate, variant in (
-                ("bare_sdk_unpaced", 0.0, "bare_sdk"),
-                ("auditspan_unpaced", 0.0, "auditspan"),
-                ("auditspan_paced", PACED_RATE, "auditspan"),
-            ):
+        for protocol in _PROTOCOLS:
+            # Capacity: the bare SDK's, then auditspan's, unpaced.
+            for label, variant in (("bare_sdk_unpaced", "bare_sdk"), ("auditspan_unpaced", "auditspan")):
                 runs[f"{protocol}:{label}"] = endtoend.measure(
-                    rotel, protocol, config.e2e_seconds, rate, variant
+                    rotel, protocol, config.e2e_seconds, 0.0, variant
+                )
+        # The sustained runs, the protocols taking turns: a noisy minute on the machine falls on one run
+        # of one of them, and the median sets it aside.
+        for rep in range(1, config.e2e_paced_reps + 1):
+            for protocol in _PROTOCOLS:
+                runs[f"{protocol}:{_PACED}#{rep}"] = endtoend.measure(
+                    rotel, protocol, config.e2e_seconds, PACED_RATE, "auditspan"
                 )
     return runs
+
+
+def paced_runs(e2e: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+    """The sustained runs of ``protocol``, in the order they ran."""
+    return [run for key, run in e2e.items() if key.startswith(f"{protocol}:{_PACED}#")]
+
+
+def delivered_everything(run: dict[str, Any]) -> bool:
+    """Every span produced reached rotel and every event's record was written."""
+    return (
+        run["spans_dropped"] == 0
+        and run["spans_failed"] == 0
+        and run["rotel_received"] == run["spans_produced"]
+        and run["records_written"] == run["events"]
+    )
+
+
+def sustained(runs: list[dict[str, Any]]) -> tuple[float, bool]:
+    """The median events/s of the sustained runs, and whether every one of them delivered everything."""
+    return statistics.median(run["events_per_s"] for run in runs), all(map(delivered_everything, runs))
 
 
 def _memory(config: Config) -> dict[str, Any]:
@@ -270,17 +301,14 @@ def verdicts(report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
         if not e2e:
             verdict(name, None, MIN_EVENTS_PER_S, None, "not run")
             continue
-        run = e2e[f"{protocol}:auditspan_paced"]
-        complete = (
-            run["spans_dropped"] == 0
-            and run["spans_failed"] == 0
-            and run["rotel_received"] == run["spans_produced"]
-            and run["records_written"] == run["events"]
-        )
-        rate = run["events_per_s"]
+        runs = paced_runs(e2e, protocol)
+        rate, complete = sustained(runs)
+        rates = ", ".join(f"{run['events_per_s']:,.0f}" for run in runs)
+        total = {key: sum(run[key] for run in runs) for key in _COUNTED}
         shown = (
-            f"{rate:,.0f}/s; spans {run['rotel_received']:,}/{run['spans_produced']:,}; "
-            f"records {run['records_written']:,}/{run['events']:,}"
+            f"{rate:,.0f}/s{f' (median of {rates})' if len(runs) > 1 else ''}; "
+            f"spans {total['rotel_received']:,}/{total['spans_produced']:,}; "
+            f"records {total['records_written']:,}/{total['events']:,}"
         )
         verdict(name, rate, MIN_EVENTS_PER_S, rate >= MIN_EVENTS_PER_S and complete, shown)
     stream = results["memory"]["stream:auditspan"]
@@ -472,14 +500,18 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             "end to end into rotel (blackhole exporter): events/s; spans rotel got / produced; records"
         )
-        for protocol in ("grpc", "http/protobuf"):
+        for protocol in _PROTOCOLS:
             bare = e2e[f"{protocol}:bare_sdk_unpaced"]
-            for key, label in (
-                ("bare_sdk_unpaced", "bare SDK, unpaced"),
-                ("auditspan_unpaced", "auditspan, unpaced"),
-                ("auditspan_paced", f"auditspan, paced at {PACED_RATE:,.0f}/s"),
-            ):
-                run = e2e[f"{protocol}:{key}"]
+            labelled = [
+                (e2e[f"{protocol}:bare_sdk_unpaced"], "bare SDK, unpaced"),
+                (e2e[f"{protocol}:auditspan_unpaced"], "auditspan, unpaced"),
+            ]
+            runs = paced_runs(e2e, protocol)
+            labelled += [
+                (run, f"auditspan, paced at {PACED_RATE:,.0f}/s" + (f" #{i}" if len(runs) > 1 else ""))
+                for i, run in enumerate(runs, start=1)
+            ]
+            for run, label in labelled:
                 lost = run["spans_produced"] - run["rotel_received"]
                 detail = f"spans {run['rotel_received']:,}/{run['spans_produced']:,}"
                 if run["variant"] == "auditspan":

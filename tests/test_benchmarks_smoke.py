@@ -13,11 +13,12 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from benchmarks import endtoend, instructions, memory, micro
 from benchmarks.baseline import BareSdkAgent, shapes
-from benchmarks.suite import QUICK, run_suite
+from benchmarks.suite import QUICK, run_suite, sustained
 from benchmarks.timing import Sample, interleave
 from benchmarks.workload import concurrent_turns, event_stream, events_per_turn, turn_events
 from opentelemetry.sdk.trace import TracerProvider
@@ -210,6 +211,45 @@ def test_end_to_end_into_rotel_delivers_every_span_and_record(tmp_path: Path, pr
         assert result["rotel_received"] == result["spans_produced"]
         assert result["records_written"] == result["records"] == result["events"]
     assert paced["events"] <= 2_000 * 0.5 + 22  # pacing held it to the rate (count, not time)
+
+
+def _paced(rate: float, *, spans_lost: int = 0) -> dict[str, Any]:
+    return {
+        "events_per_s": rate,
+        "events": 220,
+        "records_written": 220,
+        "spans_produced": 50,
+        "rotel_received": 50 - spans_lost,
+        "spans_dropped": spans_lost,
+        "spans_failed": 0,
+    }
+
+
+def test_the_sustained_rate_is_the_median_run_and_every_run_must_deliver_everything() -> None:
+    assert sustained([_paced(9_800), _paced(10_300), _paced(10_100)]) == (10_100, True)
+    assert sustained([_paced(10_300), _paced(10_200, spans_lost=1), _paced(10_100)]) == (10_200, False)
+
+
+@pytest.mark.e2e
+def test_suite_end_to_end_section_into_rotel_gives_a_verdict_per_protocol(tmp_path: Path) -> None:
+    out = io.StringIO()
+    report = run_suite(replace(TINY, e2e_seconds=0.5, e2e_paced_reps=2), out=out)
+    e2e = report["results"]["end_to_end"]
+    assert sorted(e2e) == sorted(
+        f"{protocol}:{label}"
+        for protocol in ("grpc", "http/protobuf")
+        for label in ("bare_sdk_unpaced", "auditspan_unpaced", "auditspan_paced#1", "auditspan_paced#2")
+    )
+    verdicts = [v for v in report["targets"] if "rotel" in v["target"]]
+    assert [v["target"].split("(")[1].split(")")[0] for v in verdicts] == ["gRPC", "HTTP"]
+    for verdict, protocol in zip(verdicts, ("grpc", "http/protobuf"), strict=True):
+        runs = [e2e[f"{protocol}:auditspan_paced#{i}"] for i in (1, 2)]
+        rate, complete = sustained(runs)
+        assert complete and verdict["value"] == rate
+        assert verdict["status"] == ("PASS" if rate >= 10_000 else "FAIL")
+        assert f"median of {runs[0]['events_per_s']:,.0f}, {runs[1]['events_per_s']:,.0f}" in verdict["shown"]
+    assert report["checks"]["problems"] == []
+    assert out.getvalue().count("auditspan, paced at 10,200/s #") == 4
 
 
 def test_instruction_counts_are_real_callgrind_totals_of_the_subject_alone() -> None:
