@@ -1423,8 +1423,11 @@ class SpanCollector:
         try:
             if self._log_events:
                 self._emit_log(record, ts)
-            if self.audit_log is not None:
-                self.audit_log.export((record,))
+            log = self.audit_log
+            if type(log) is JsonLinesAuditLog:  # the usual log: its export() minus a call and a list
+                log.export_lines((encode_record(record),))
+            elif log is not None:
+                log.export((record,))
             self.stats.records += 1
         except Exception as exc:
             self._internal_error(exc)
