@@ -246,7 +246,7 @@ class _Call:
 
     tool_name: str
     trace_id: int
-    span_id: int
+    span_id: int  # chosen at the first event (and injected into the span); the span's own once started
     parent: otel_context.Context | None
     start_ns: int
     thread: tuple[int, int]  # (thread, asyncio task) that made the attempt: see _flow()
@@ -1130,6 +1130,8 @@ class SpanCollector:
             links=call.links,
         )
         call.span = span
+        ctx = span.get_span_context()
+        call.span_id = ctx.span_id if ctx.is_valid else 0  # what the call's records carry from now on
         self.stats.tool_spans += 1
         for pending in call.events:
             self._add_event(span, pending)
@@ -1355,10 +1357,7 @@ class SpanCollector:
         self, ev: _Event, call: _Call, *, governance: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         span_id = call.span_id
-        if call.span is not None:
-            ctx = call.span.get_span_context()
-            span_id = ctx.span_id if ctx.is_valid else 0
-        elif self._injector is None and self._tracer is not None:
+        if call.span is None and self._injector is None and self._tracer is not None:
             span_id = 0  # no way to give the span the id chosen now
         return self._record(
             ev,
