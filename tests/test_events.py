@@ -166,6 +166,8 @@ def test_timestamps_of_a_second_already_seen_parse_as_the_first_did(moment: date
 def test_bad_timestamp_names_value() -> None:
     with pytest.raises(ValueError, match="yesterday"):
         ev.parse_timestamp("yesterday")
+    with pytest.raises(ValueError, match="got int"):
+        ev.timestamp_to_ns(1_795_287_600)  # type: ignore[arg-type]
 
 
 def test_default_timestamp_is_utc_isoformat() -> None:

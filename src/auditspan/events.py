@@ -104,7 +104,7 @@ _MAX_SECONDS_REMEMBERED = 4_096
 def timestamp_to_ns(value: str) -> int:
     """Nanoseconds since the epoch for an event timestamp (see ``parse_timestamp``)."""
     # The seed's own form, ``2026-11-21T19:24:17.134534+00:00``: its second looked up, its fraction read.
-    seed_form = len(value) == 32 and value[19] == "." and value.endswith("+00:00")
+    seed_form = type(value) is str and len(value) == 32 and value[19] == "." and value.endswith("+00:00")
     if seed_form:
         fraction = value[20:26]
         seed_form = fraction.isdigit() and fraction.isascii()
