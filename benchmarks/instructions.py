@@ -113,7 +113,7 @@ def run_subject(subject: str, turns: int, workdir: Path) -> dict[str, int]:
 def _count(subject: str, turns: int) -> dict[str, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run: counts repeat to a few in 10^5
+    env["PYTHONHASHSEED"] = "0"  # the same dict and set layouts in every run, so that the counts repeat
     with tempfile.TemporaryDirectory(prefix="auditspan-instructions-") as tmp:
         done = subprocess.run(
             [

@@ -150,12 +150,12 @@ def _e2e(config: Config, workdir: Path) -> dict[str, Any]:
     return runs
 
 
-def paced_runs(e2e: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
+def _paced_runs(e2e: dict[str, Any], protocol: str) -> list[dict[str, Any]]:
     """The sustained runs of ``protocol``, in the order they ran."""
     return [run for key, run in e2e.items() if key.startswith(f"{protocol}:{_PACED}#")]
 
 
-def delivered_everything(run: dict[str, Any]) -> bool:
+def _delivered_everything(run: dict[str, Any]) -> bool:
     """Every span produced reached rotel and every event's record was written."""
     return (
         run["spans_dropped"] == 0
@@ -167,7 +167,7 @@ def delivered_everything(run: dict[str, Any]) -> bool:
 
 def sustained(runs: list[dict[str, Any]]) -> tuple[float, bool]:
     """The median events/s of the sustained runs, and whether every one of them delivered everything."""
-    return statistics.median(run["events_per_s"] for run in runs), all(map(delivered_everything, runs))
+    return statistics.median(run["events_per_s"] for run in runs), all(map(_delivered_everything, runs))
 
 
 def _memory(config: Config) -> dict[str, Any]:
@@ -301,7 +301,7 @@ def verdicts(report: dict[str, Any], config: Config) -> list[dict[str, Any]]:
         if not e2e:
             verdict(name, None, MIN_EVENTS_PER_S, None, "not run")
             continue
-        runs = paced_runs(e2e, protocol)
+        runs = _paced_runs(e2e, protocol)
         rate, complete = sustained(runs)
         rates = ", ".join(f"{run['events_per_s']:,.0f}" for run in runs)
         total = {key: sum(run[key] for run in runs) for key in _COUNTED}
@@ -503,10 +503,10 @@ def render(report: dict[str, Any]) -> str:
         for protocol in _PROTOCOLS:
             bare = e2e[f"{protocol}:bare_sdk_unpaced"]
             labelled = [
-                (e2e[f"{protocol}:bare_sdk_unpaced"], "bare SDK, unpaced"),
+                (bare, "bare SDK, unpaced"),
                 (e2e[f"{protocol}:auditspan_unpaced"], "auditspan, unpaced"),
             ]
-            runs = paced_runs(e2e, protocol)
+            runs = _paced_runs(e2e, protocol)
             labelled += [
                 (run, f"auditspan, paced at {PACED_RATE:,.0f}/s" + (f" #{i}" if len(runs) > 1 else ""))
                 for i, run in enumerate(runs, start=1)
