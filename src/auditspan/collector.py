@@ -186,7 +186,11 @@ _FIELD_PLANS = {cls: _field_plan(tag) for tag, cls in EVENT_CLASSES.items()}
 _DEFAULT_SEVERITY = {cls.event_type: cls.severity for cls in EVENT_CLASSES.values()}
 #: Span event / log attribute key of each event field (built once: the keys' hashes are cached too).
 _EVENT_FIELD_KEYS = {
-    **{name: attr.EVENT_FIELD_PREFIX + name for cls in EVENT_CLASSES.values() for name in cls._field_names},
+    **{
+        f.name: attr.EVENT_FIELD_PREFIX + f.name
+        for cls in EVENT_CLASSES.values()
+        for f in dataclass_fields(cls)
+    },
     "severity": attr.EVENT_SEVERITY,
     "metadata": attr.EVENT_METADATA,
 }
