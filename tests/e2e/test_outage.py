@@ -172,6 +172,29 @@ def check_accounting(handle: auditspan.AuditSpanHandle, agent: Agent, delivered:
     assert delivered == stats.exported  # what the receiver has is what was counted as exported
 
 
+def finish_and_read_back(
+    handle: auditspan.AuditSpanHandle,
+    agent: Agent,
+    phoenix: Phoenix,
+    project: str,
+    audit_path: Path,
+    *,
+    timeout: float,
+) -> tuple[list[dict[str, Any]], Counter[str], list[dict[str, Any]], float]:
+    """Shut down (timed), read the spans back from Phoenix and the audit log, and check what every
+    outage must keep: the span accounting, every record once, emits and shutdown bounded."""
+    started = time.monotonic()
+    handle.shutdown(timeout_s=10.0)
+    shutdown_s = time.monotonic() - started
+    spans = phoenix.wait_for_spans(project, count=max(handle.span_stats.exported, 1), timeout=timeout)
+    check_accounting(handle, agent, len(spans))
+    records = audit_records(audit_path)
+    assert len(records) == agent.events and len({r["event_id"] for r in records}) == agent.events
+    assert max(agent.latencies) < EMIT_BOUND_S
+    assert shutdown_s < 30.0
+    return spans, spans_by_phase(spans), records, shutdown_s
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_collector_killed_and_restarted_mid_run(
     protocol: str,
@@ -200,22 +223,14 @@ def test_collector_killed_and_restarted_mid_run(
         second = start_pinned(phoenix, first.ports, started)  # and comes back on the same ports
         agent.run("after", turns=40)
 
-        started_shutdown = time.monotonic()
-        handle.shutdown(timeout_s=10.0)
-        shutdown_s = time.monotonic() - started_shutdown
-
+        spans, by_phase, records, shutdown_s = finish_and_read_back(
+            handle, agent, phoenix, phoenix_project, tmp_path / "audit.jsonl", timeout=90
+        )
         stats = handle.span_stats
-        spans = phoenix.wait_for_spans(phoenix_project, count=max(stats.exported, 1), timeout=90)
-        by_phase = spans_by_phase(spans)
-        check_accounting(handle, agent, len(spans))
         assert by_phase["before"] == 40 * SPANS_PER_TURN  # all delivered before the outage
         assert by_phase["after"] > 0  # delivery resumed after the restart
         assert stats.failed > 0 or stats.dropped > 0, "the outage must have cost something"
         assert outage_failed_calls > 0 or stats.failed_calls > 0
-        records = audit_records(tmp_path / "audit.jsonl")
-        assert len(records) == agent.events and len({r["event_id"] for r in records}) == agent.events
-        assert max(agent.latencies) < EMIT_BOUND_S
-        assert shutdown_s < 30.0
         print(
             f"\n[outage {protocol}] turns {dict(agent.turns)}; spans ended {stats.ended}, "
             f"exported {stats.exported} (= {len(spans)} read back), failed {stats.failed} "
@@ -245,20 +260,12 @@ def test_collector_absent_at_start_then_appearing(
 
         start_pinned(phoenix, ports, started)
         agent.run("late", turns=20)
-        started_shutdown = time.monotonic()
-        handle.shutdown(timeout_s=10.0)
-        shutdown_s = time.monotonic() - started_shutdown
-
+        _spans, by_phase, _records, shutdown_s = finish_and_read_back(
+            handle, agent, phoenix, phoenix_project, tmp_path / "audit.jsonl", timeout=60
+        )
         stats = handle.span_stats
-        spans = phoenix.wait_for_spans(phoenix_project, count=max(stats.exported, 1), timeout=60)
-        by_phase = spans_by_phase(spans)
-        check_accounting(handle, agent, len(spans))
         assert by_phase["late"] == 20 * SPANS_PER_TURN  # everything after the collector appeared
         assert stats.failed >= 1
-        records = audit_records(tmp_path / "audit.jsonl")
-        assert len(records) == agent.events and len({r["event_id"] for r in records}) == agent.events
-        assert max(agent.latencies) < EMIT_BOUND_S
-        assert shutdown_s < 30.0
         print(
             f"\n[late collector] spans ended {stats.ended}, exported {stats.exported}, "
             f"failed {stats.failed}, dropped {stats.dropped}; delivered by phase {dict(by_phase)}; "
