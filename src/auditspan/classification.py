@@ -487,7 +487,6 @@ _SHOW_OBJECTS: Final = frozenset(
 )
 _SHOW_TARGET = _LazyRe(rf"\b(?:FROM|IN|TABLE)\s+({_QNAME})", _I)
 _EXPLAIN_OPTS = _LazyRe(r"\s*(?:(ANALY[SZ]E)\b|VERBOSE\b|\([^)]*\))", _I)
-_READ_VERBS: Final = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"})
 _TXN_VERBS: Final = frozenset({"BEGIN", "START", "SET", "USE", "COMMIT"})
 
 

@@ -104,14 +104,12 @@ _MAX_SECONDS_REMEMBERED = 4_096
 def timestamp_to_ns(value: str) -> int:
     """Nanoseconds since the epoch for an event timestamp (see ``parse_timestamp``)."""
     # The seed's own form, ``2026-11-21T19:24:17.134534+00:00``: its second looked up, its fraction read.
-    seed_form = type(value) is str and len(value) == 32 and value[19] == "." and value.endswith("+00:00")
+    fraction = value[20:26] if type(value) is str and len(value) == 32 else ""
+    seed_form = fraction.isdigit() and fraction.isascii() and value[19] == "." and value.endswith("+00:00")
     if seed_form:
-        fraction = value[20:26]
-        seed_form = fraction.isdigit() and fraction.isascii()
-        if seed_form:
-            second = _SECOND_NS.get(value[:19])
-            if second is not None:
-                return second + int(fraction) * 1_000
+        second = _SECOND_NS.get(value[:19])
+        if second is not None:
+            return second + int(fraction) * 1_000
     delta = parse_timestamp(value) - _EPOCH
     ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
     if seed_form:  # parsed whole, so its second is a valid one
