@@ -33,6 +33,14 @@ class RandomIds:
     def __init__(self) -> None:
         self._prefix = os.urandom(8).hex()
         self._counter = count(1)
+        from . import _fork
+
+        _fork.track(self, tier=0)
+
+    def _fork_child(self) -> None:
+        # A forked child would count on from the parent's prefix and number: ids twice in one log.
+        self._prefix = os.urandom(8).hex()
+        self._counter = count(1)
 
     def event_id(self, fields: dict[str, Any], position: int) -> str:
         """A new ``evt_`` id (unique: a random per-collector prefix and a counter)."""

@@ -25,25 +25,59 @@ How it keeps records and the agent safe:
   with back-off while the queue holds the records; once the queue is full and
   the bounded wait is over, a record whose own write also fails is counted in
   ``stats.records_failed`` and reported in one error log line per episode --
-  the only way a record can be lost, and never silently.
-* Files are created with mode 0600 and rotate by size (``rotate_bytes``)
-  keeping ``retain`` old files (``audit.jsonl.1`` is the newest old one).
+  the only way a record can be lost, and never silently. Lines written before
+  a failure are never written again: what was written and what was synced are
+  tracked apart, so an fsync that fails re-writes nothing. An fsync the target
+  does not support (``EINVAL``, as on some FUSE mounts) is reported once and
+  the log goes on without fsync; other fsync errors (``EIO``) are reported
+  once per episode and counted in ``stats.sync_errors``.
+* Files are created with mode 0600; an existing file with a wider mode is
+  tightened to 0600 (``fchmod``, logged once). The last path component is
+  never followed if it is a symbolic link, unless ``follow_symlinks=True``
+  (the system's ``/dev/stdout``, ``/dev/stderr`` and ``/dev/fd/N`` are always
+  allowed). A FIFO is opened without blocking: one with no reader is refused.
+* Files rotate by size (``rotate_bytes``) keeping ``retain`` old files
+  (``audit.jsonl.1`` is the newest old one). Any number of processes may
+  append to the same path, rotation on: each write takes an exclusive
+  ``flock`` on the open log file, checks that the path still names the file
+  it holds (another process may have rotated it -- then it opens the path
+  anew), rotates if the lines would overflow ``rotate_bytes``, writes whole
+  lines, and releases the lock. So no process writes into a file that was
+  rotated away, no two rotate at once, and a file never exceeds
+  ``rotate_bytes`` unless it holds a single record larger than that.
+* A pipe, a FIFO, a terminal, ``/dev/stdout`` or ``/dev/null`` works as a
+  target: no rotation (``rotate_bytes`` is refused), no fsync, no seek; lines
+  are written in pieces of at most ``PIPE_BUF`` bytes made of whole lines, so
+  several processes sharing one pipe never interleave inside a line (a single
+  line longer than ``PIPE_BUF`` is the exception).
+* Fork-safe: after ``os.fork()`` the child gets fresh locks, an empty queue
+  (the parent writes what it had queued), its own writer thread (started at
+  its first record) and its own open file; see ``auditspan._fork``. A
+  ``multiprocessing`` child flushes its log when it exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import errno
+import fcntl
 import logging
 import os
+import re
+import select
+import stat
+import sys
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
+from . import _fork, _signals
 from .records import encode_record
 
 __all__ = [
@@ -58,6 +92,17 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 FSYNC_POLICIES = ("always", "batch", "interval", "none")
+
+#: fsync errors that mean "this file cannot be synced", not "this sync failed": fsync is given up.
+_SYNC_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EROFS})
+#: flock errors that mean "no locks here" (some network file systems): write without the lock.
+_LOCK_UNSUPPORTED = frozenset({errno.ENOLCK, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
+#: Writes to a pipe up to this size are atomic: lines of several processes never interleave.
+_PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+#: The system's own names for this process's streams: links, but not ones a user made.
+_SYSTEM_LINK = re.compile(r"^/(?:dev/(?:stdout|stderr)|dev/fd/\d+|proc/self/fd/\d+)$")
+#: The longest a fork waits for a write in progress before it goes ahead.
+_FORK_WAIT_S = 5.0
 
 
 class AuditLogExportResult(enum.Enum):
@@ -83,7 +128,12 @@ class AuditLogExporter(Protocol):
 
 @dataclass
 class AuditLogStats:
-    """Counters of a ``JsonLinesAuditLog`` (read them; they only grow)."""
+    """Counters of a ``JsonLinesAuditLog`` (read them; they only grow).
+
+    After a fork the child starts from zero: its counters are its own.
+    ``sync_errors`` counts fsyncs that failed (the lines were written, and are
+    not written again).
+    """
 
     records_accepted: int = 0
     records_written: int = 0
@@ -92,70 +142,300 @@ class AuditLogStats:
     write_errors: int = 0
     blocked_exports: int = 0
     rotations: int = 0
+    sync_errors: int = 0
+
+
+class _WriteError(Exception):
+    """A write stopped part-way: the first ``done`` lines are in the file, the rest are not."""
+
+    def __init__(self, done: int, rotations: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.done = done
+        self.rotations = rotations
+        self.cause = cause
+
+
+def _path_error(code: int, path: Path, what: str) -> OSError:
+    """An OSError whose ``strerror`` says what is wrong with ``path`` (``configure()`` shows it)."""
+    return OSError(code, what, str(path))
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISDIR, "folder"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 class _Sink:
-    """Where lines go: an append-only file with rotation, or a caller's stream."""
+    """Where lines go: an append-only file with rotation, a pipe-like file, or a caller's stream.
+
+    Owns one descriptor at a time (``_fd``; -1 when it holds none). Every close sets ``_fd``
+    to -1 first, so that a failure afterwards can never leave a number the process may
+    reuse for another file.
+    """
 
     def __init__(
-        self, target: str | os.PathLike[str] | IO[Any], rotate_bytes: int | None, retain: int
+        self,
+        target: str | os.PathLike[str] | IO[Any],
+        rotate_bytes: int | None,
+        retain: int,
+        *,
+        follow_symlinks: bool = False,
     ) -> None:
         self.path: Path | None = None
         self.stream: IO[Any] | None = None
         self._fd = -1
-        self._size = 0
         self._rotate_bytes = rotate_bytes
         self._retain = retain
+        self.regular = False  # a regular file: locked, rotated, synced
+        self.sync_enabled = True  # False once fsync proved unsupported
+        self._lockable = True
+        self._dirty = False  # written since the last successful fsync
+        self._reopen = False  # set in a forked child: get an open file of its own
+        self._mode_reported = False
+        self.on_sync_error: Callable[[OSError], None] | None = None
         if isinstance(target, (str, os.PathLike)):
             self.path = Path(target)
+            self._follow = follow_symlinks or bool(_SYSTEM_LINK.match(os.fspath(target)))
             self._open()
+            if not self.regular and rotate_bytes:
+                kind = _kind(os.fstat(self._fd).st_mode)
+                self.close()
+                raise _path_error(
+                    errno.ESPIPE, self.path, f"is a {kind}: it cannot rotate (leave rotate_bytes unset)"
+                )
         else:
             self.stream = target
 
+    @property
+    def may_stall(self) -> bool:
+        """A reader decides when writes go through (pipe, terminal, caller's stream)."""
+        return not self.regular
+
+    # -- opening ---------------------------------------------------------------
     def _open(self) -> None:
+        """Open ``path`` for appending (the seam the tests make fail); sets ``_fd``."""
         assert self.path is not None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._size = os.fstat(self._fd).st_size
-        if self._size and _last_byte(self.path) != b"\n":
-            # A torn last line from a crash stays one incomplete line; new records start clean.
-            self._write_fd(b"\n")
-
-    def _write_fd(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        self._size += len(data)
-
-    def write(self, data: bytes) -> bool:
-        """Write ``data``; True when the file was rotated first."""
-        rotated = False
-        if self.stream is not None:
-            try:
-                self.stream.write(data.decode("utf-8"))
-            except TypeError:  # a binary stream
-                self.stream.write(data)
-            self.stream.flush()
-            return False
-        if self._rotate_bytes and self._size and self._size + len(data) > self._rotate_bytes:
-            self._rotate()
-            rotated = True
-        start = os.lseek(self._fd, 0, os.SEEK_END)
+        path = self.path
+        _make_parent(path)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        if not self._follow:
+            flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
-            self._write_fd(data)
-        except OSError:
-            # A short write (full disk) left part of the data: cut it off, so that a retry
-            # neither duplicates the lines before the cut nor glues a torn line to the next one.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, start)
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise _explain_open_error(exc, path) from exc
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                regular = True
+            elif stat.S_ISBLK(st.st_mode) or stat.S_ISDIR(st.st_mode):
+                raise _path_error(errno.EINVAL, path, f"is a {_kind(st.st_mode)}, not a file")
+            else:
+                regular = False
+            # O_NONBLOCK only kept open() from hanging on a FIFO without a reader; writes block.
+            os.set_blocking(fd, True)
+            if regular:
+                self._tighten_mode(fd, st.st_mode)
+        except BaseException:
+            os.close(fd)
             raise
-        return rotated
+        self._fd = fd
+        self.regular = regular
+        self._reopen = False
+        if regular and st.st_size:
+            self._end_torn_line(fd)
 
-    def _rotate(self) -> None:
+    def _tighten_mode(self, fd: int, mode: int) -> None:
         assert self.path is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
+        if not stat.S_IMODE(mode) & 0o077:
+            return
+        try:
+            os.fchmod(fd, 0o600)
+        except OSError as exc:
+            raise _path_error(
+                exc.errno or errno.EPERM,
+                self.path,
+                f"has mode {stat.S_IMODE(mode):04o}, wider than 0600, and cannot be tightened "
+                f"({exc.strerror}); fix its mode or owner",
+            ) from exc
+        if not self._mode_reported:
+            self._mode_reported = True
+            _logger.warning(
+                "auditspan: audit log %s had mode %04o; tightened to 0600", self.path, stat.S_IMODE(mode)
+            )
+
+    def _end_torn_line(self, fd: int) -> None:
+        """A torn last line from a crash stays one incomplete line; new records start clean."""
+        assert self.path is not None
+        with self._locked(fd):
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size and self._last_byte(fd, size) not in (b"\n", b""):
+                self._write_all(fd, b"\n", size)
+
+    def _last_byte(self, fd: int, size: int) -> bytes:
+        """The last byte of the file open as ``fd`` (read through the path: ``fd`` is write-only)."""
+        assert self.path is not None
+        flags = os.O_RDONLY | os.O_NONBLOCK | (0 if self._follow else getattr(os, "O_NOFOLLOW", 0))
+        try:
+            reader = os.open(self.path, flags)
+        except OSError:
+            return b""
+        try:
+            a, b = os.fstat(reader), os.fstat(fd)
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+                return b""
+            return os.pread(reader, 1, size - 1)
+        finally:
+            os.close(reader)
+
+    # -- writing ---------------------------------------------------------------
+    def write(self, lines: Sequence[bytes]) -> int:
+        """Write ``lines`` whole and in order; return how many rotations that took.
+
+        Raises ``_WriteError`` telling how many lines got into the file before it failed.
+        """
+        if self.stream is not None:
+            data = b"".join(lines)
+            try:
+                try:
+                    self.stream.write(data.decode("utf-8"))
+                except TypeError:  # a binary stream
+                    self.stream.write(data)
+                self.stream.flush()
+            except Exception as exc:
+                raise _WriteError(0, 0, exc) from exc
+            return 0
+        if not self.regular and not self._reopen and self._fd >= 0:
+            return self._write_pipe(lines)
+        done = rotations = 0
+        try:
+            fd = self._current()
+            if not self.regular:
+                return self._write_pipe(lines)
+            with self._locked(fd):
+                fd = self._follow_rotation(fd)
+                while done < len(lines):
+                    size = os.lseek(fd, 0, os.SEEK_END)
+                    end = self._fitting(lines, done, size)
+                    if end == done:
+                        fd = self._rotate(fd)
+                        rotations += 1
+                        continue
+                    self._write_all(fd, b"".join(lines[done:end]), size)
+                    done = end
+        except OSError as exc:
+            raise _WriteError(done, rotations, exc) from exc
+        return rotations
+
+    def _write_pipe(self, lines: Sequence[bytes]) -> int:
+        done = 0
+        try:
+            while done < len(lines):
+                end, size = done + 1, len(lines[done])
+                while end < len(lines) and size + len(lines[end]) <= _PIPE_BUF:
+                    size += len(lines[end])
+                    end += 1
+                self._write_all(self._fd, b"".join(lines[done:end]), None)
+                done = end
+        except OSError as exc:
+            raise _WriteError(done, 0, exc) from exc
+        return 0
+
+    def _fitting(self, lines: Sequence[bytes], start: int, size: int) -> int:
+        """How far the lines from ``start`` fit before ``rotate_bytes`` (at least one in an empty file)."""
+        if not self._rotate_bytes:
+            return len(lines)
+        end, total = start, size
+        while end < len(lines) and (total == 0 or total + len(lines[end]) <= self._rotate_bytes):
+            total += len(lines[end])
+            end += 1
+        return end
+
+    def _write_all(self, fd: int, data: bytes, start: int | None) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except BaseException:
+            # A short write (full disk), or an exception raised by a signal handler between two
+            # writes, left part of the data: cut it off, so that a retry neither duplicates the
+            # lines before the cut nor glues a torn line to the next one.
+            if start is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+            raise
+        self._dirty = True
+
+    def _current(self) -> int:
+        """The descriptor to write to: reopened after a failed rotation or in a forked child."""
+        if self._reopen and self._fd >= 0:
+            # The parent's open file: closing our copy leaves the parent's (and its locks) alone.
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+        if self._fd < 0:
+            self._open()
+        return self._fd
+
+    @contextlib.contextmanager
+    def _locked(self, fd: int) -> Any:
+        """An exclusive ``flock`` on the open file, against other processes writing to it.
+
+        Whatever file the block ends with (a rotation or a reopen switches files, closing the
+        old one releases its lock) is unlocked at the end.
+        """
+        if self._lockable:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in _LOCK_UNSUPPORTED:
+                    raise
+                self._lockable = False
+                _logger.warning(
+                    "auditspan: audit log %s cannot be locked (%s): several processes must not share it "
+                    "with rotation on",
+                    self.path,
+                    exc.strerror,
+                )
+        try:
+            yield
+        finally:
+            if self._lockable and self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _follow_rotation(self, fd: int) -> int:
+        """Under the lock: when the path names another file now (rotated by another process, or
+        removed), write to the file the path names. Returns the descriptor, locked."""
+        assert self.path is not None
+        for _ in range(100):  # each round means another process rotated meanwhile
+            try:
+                named = os.stat(self.path, follow_symlinks=self._follow)
+            except FileNotFoundError:
+                named = None
+            mine = os.fstat(fd)
+            if named is not None and (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
+                return fd
+            self._fd = -1
+            os.close(fd)  # releases its lock
+            self._open()
+            fd = self._fd
+            if self._lockable:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        raise _path_error(errno.EAGAIN, self.path, "keeps being replaced by other processes")
+
+    def _rotate(self, fd: int) -> int:
+        """Under the lock: rename the file away and open a new one; returns it, locked."""
+        assert self.path is not None
+        self._sync_fd(fd)  # a failed fsync is reported; the rotation goes on (the lines are written)
         for index in range(self._retain, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
             if index == self._retain:
@@ -166,27 +446,129 @@ class _Sink:
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         else:
             self.path.unlink(missing_ok=True)
+        # Closing the old file releases its lock: other processes waiting for it then find the
+        # path renamed and follow it to the new file.
+        self._fd = -1
+        os.close(fd)
         self._open()
+        if self._lockable:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self._fd
+
+    # -- syncing and closing -----------------------------------------------------
+    def _sync_fd(self, fd: int) -> None:
+        if not (self.sync_enabled and self._dirty):
+            return
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if self.on_sync_error is not None:
+                self.on_sync_error(exc)
+            return
+        self._dirty = False
 
     def sync(self) -> None:
-        if self._fd >= 0:
+        """fsync what was written since the last sync; raises OSError when that fails."""
+        if self._fd >= 0 and self.regular and self.sync_enabled and self._dirty:
             os.fsync(self._fd)
+            self._dirty = False
 
     def close(self) -> None:
         if self._fd >= 0:
+            fd, self._fd = self._fd, -1
             try:
-                os.fsync(self._fd)
+                if self.regular and self.sync_enabled and self._dirty:
+                    os.fsync(fd)
             finally:
-                os.close(self._fd)
-                self._fd = -1
+                os.close(fd)
         elif self.stream is not None:
             self.stream.flush()
 
+    def after_fork_in_child(self) -> None:
+        # The child shares the parent's open file description, and with it the parent's
+        # flock: it needs its own to lock against the parent.
+        if self.regular:
+            self._reopen = True
 
-def _last_byte(path: Path) -> bytes:
-    with path.open("rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1)
+
+def _make_parent(path: Path) -> None:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        for folder in (parent, *parent.parents):
+            if folder.exists() or folder.is_symlink():
+                if not folder.is_dir():
+                    raise _path_error(
+                        errno.ENOTDIR, path, f"its parent {str(folder)!r} is a file, not a folder"
+                    ) from exc
+                break
+        raise
+    except OSError as exc:
+        raise _path_error(
+            exc.errno or errno.EIO, path, f"cannot create its folder {str(parent)!r}: {exc.strerror}"
+        ) from exc
+
+
+def _explain_open_error(exc: OSError, path: Path) -> OSError:
+    code = exc.errno or errno.EIO
+    if code == errno.ELOOP:
+        return _path_error(
+            code,
+            path,
+            "is a symbolic link; the audit log does not follow links "
+            "(give the link's target, or JsonLinesAuditLog(..., follow_symlinks=True))",
+        )
+    if code == errno.ENXIO:
+        return _path_error(code, path, "is a FIFO with no reader (start the reader first)")
+    if code == errno.EISDIR:
+        return _path_error(code, path, "is a folder, not a file")
+    if code == errno.ENOTDIR:
+        return _path_error(code, path, "a component of the path is a file, not a folder")
+    return _path_error(code, path, exc.strerror or str(exc))
+
+
+#: Every open JsonLinesAuditLog of this process (weakly): what a signal flushes.
+_live: weakref.WeakSet[JsonLinesAuditLog] = weakref.WeakSet()
+_mp_exit_registered = False
+
+
+def _live_logs() -> list[JsonLinesAuditLog]:
+    for _ in range(3):
+        try:
+            return list(_live)
+        except RuntimeError:  # changed size during iteration (another thread opened a log)
+            continue
+    return []
+
+
+def _flush_for_signal(deadline: float) -> bool:
+    """Write and sync every live log before ``deadline``; False when this thread is mid-write."""
+    logs = _live_logs()
+    if any(log._io_owner == threading.get_ident() for log in logs):
+        return False
+    for log in logs:
+        if not log._closed:
+            log.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
+    return True
+
+
+def _flush_at_process_exit() -> None:
+    """A multiprocessing child leaves through ``os._exit``: no atexit, so flush here."""
+    for log in _live_logs():
+        if not log._closed:
+            log.force_flush(int(_signals.FLUSH_TIMEOUT_S * 1000))
+
+
+def _register_multiprocessing_exit() -> None:
+    """In a child of ``multiprocessing``: flush at its exit (its finalizers run, atexit does not)."""
+    global _mp_exit_registered
+    if _mp_exit_registered:
+        return
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _flush_at_process_exit, exitpriority=100)
+        _mp_exit_registered = True
 
 
 class JsonLinesAuditLog:
@@ -195,16 +577,23 @@ class JsonLinesAuditLog:
     Args:
         target: a path (created with mode 0600, parent folders too) or an open
             text/binary stream (``sys.stdout``, ``io.StringIO``, a socket file).
+            A path may name a pipe, a FIFO with a reader, a terminal,
+            ``/dev/stdout`` or ``/dev/null``: written without rotation or fsync.
         fsync: ``"always"``, ``"batch"`` (default), ``"interval"`` or ``"none"``.
         fsync_interval_s: the period for ``"interval"``.
         max_queue: lines the queue holds before ``export`` applies back-pressure.
         max_block_s: the longest ``export`` waits for room before writing itself.
         rotate_bytes: rotate the file when it would grow beyond this size.
         retain: how many rotated files to keep.
+        follow_symlinks: write through a symbolic link at the path's last
+            component (off: such a path is refused, so that nobody can point
+            the log at another file).
 
     Raises:
         ValueError: for an unknown ``fsync`` policy or a non-positive bound.
-        OSError: when the file cannot be opened (the message names the path).
+        OSError: when the file cannot be opened; ``strerror`` says what is wrong
+            with the path (a link, a FIFO with no reader, a file as a parent
+            folder, a mode that cannot be tightened, ...), the message names it.
     """
 
     def __init__(
@@ -218,6 +607,7 @@ class JsonLinesAuditLog:
         rotate_bytes: int | None = None,
         retain: int = 5,
         batch_size: int = 4_096,
+        follow_symlinks: bool = False,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}; got {fsync!r}")
@@ -231,20 +621,30 @@ class JsonLinesAuditLog:
         self._max_queue = max_queue
         self._max_block_s = max_block_s
         self._batch_size = batch_size
-        self._sink = _Sink(target, rotate_bytes, retain)
+        self._sink = _Sink(target, rotate_bytes, retain, follow_symlinks=follow_symlinks)
+        self._sink.on_sync_error = self._sync_failed
         self.stats = AuditLogStats()
         self._queue: deque[bytes] = deque()
         self._lock = threading.RLock()  # the lock a Condition() makes for itself, named for export_lines
         self._cond = threading.Condition(self._lock)
+        # Never taken while holding ``_lock`` (and never the other way round but in a fork's
+        # preparation, which takes ``_lock`` first): the writer and the fork cannot deadlock.
         self._io_lock = threading.Lock()
+        self._io_owner = 0  # the thread holding _io_lock: a signal handler must not wait for itself
         self._in_flight = 0
         self._closed = False
         self._last_sync = time.monotonic()
         self._failing = False
+        self._sync_failing = False
+        self._held_for_fork: list[Any] = []
+        # "always" writes on the agent's thread; a pipe-like target does not, as its reader
+        # could stall the agent: it goes through the writer thread (there is no fsync to wait for).
+        self._direct = fsync == "always" and (self._sink.regular or self._sink.stream is not None)
         self._thread: threading.Thread | None = None
-        if fsync != "always":
-            self._thread = threading.Thread(target=self._run, name="auditspan-audit-log", daemon=True)
-            self._thread.start()
+        if not self._direct:
+            self._start_writer()
+        _live.add(self)
+        _fork.track(self, tier=1)
 
     @property
     def path(self) -> Path | None:
@@ -253,6 +653,11 @@ class JsonLinesAuditLog:
 
     def __repr__(self) -> str:
         return f"JsonLinesAuditLog({str(self._sink.path or self._sink.stream)!r}, fsync={self.fsync!r})"
+
+    def _start_writer(self) -> None:
+        thread = threading.Thread(target=self._run, name="auditspan-audit-log", daemon=True)
+        thread.start()
+        self._thread = thread
 
     # -- agent side ------------------------------------------------------------
     def export(self, records: Sequence[dict[str, Any]]) -> AuditLogExportResult:
@@ -270,7 +675,14 @@ class JsonLinesAuditLog:
                 self.stats.records_failed += len(lines)
             return AuditLogExportResult.FAILURE
         if self._thread is None:
-            return self._write_now(lines)
+            if self._direct:
+                return self._write_now(lines)
+            with self._lock:  # a forked child's first record: its own writer starts now
+                if self._thread is None:
+                    try:
+                        self._start_writer()
+                    except RuntimeError:  # no new threads (interpreter shutdown): write here
+                        return self._write_now(lines)
         # The condition's own lock, taken directly: the same mutual exclusion without the two
         # Python-level calls of ``Condition.__enter__``/``__exit__`` on every record.
         with self._lock:
@@ -300,7 +712,7 @@ class JsonLinesAuditLog:
                 if idle:
                     self._cond.notify_all()
                 return AuditLogExportResult.SUCCESS
-        if self._sink.stream is not None:
+        if self._sink.may_stall:
             # A stream (pipe, socket, stdout) that took nothing for max_block_s may never take
             # anything again: writing here could hang the agent. Count the loss instead.
             with self._cond:
@@ -316,25 +728,44 @@ class JsonLinesAuditLog:
         return AuditLogExportResult.FAILURE
 
     def _write_now(self, lines: Sequence[bytes]) -> AuditLogExportResult:
-        data = b"".join(lines)
         with self._cond:
             self.stats.records_accepted += len(lines)
+        done, rotations, failure = len(lines), 0, None
+        synced = True
+        self._io_acquire()
         try:
-            with self._io_lock:
-                if self._sink.write(data):
-                    self.stats.rotations += 1
-                if self.fsync == "always":
-                    self._sink.sync()
-        except Exception as exc:
-            with self._cond:
-                self.stats.records_failed += len(lines)
-                self.stats.write_errors += 1
-            self._report_failure(exc)
-            return AuditLogExportResult.FAILURE
+            try:
+                rotations = self._sink.write(lines)
+            except _WriteError as exc:
+                done, rotations, failure = exc.done, exc.rotations, exc.cause
+            if failure is None and self.fsync == "always":
+                synced = self._sync_locked()
+        finally:
+            self._io_release()
         with self._cond:
-            self.stats.records_written += len(lines)
-            self.stats.bytes_written += len(data)
-        return AuditLogExportResult.SUCCESS
+            self.stats.rotations += rotations
+            self.stats.records_written += done
+            self.stats.bytes_written += sum(len(line) for line in lines[:done])
+            if failure is not None:
+                self.stats.records_failed += len(lines) - done
+                self.stats.write_errors += 1
+        if failure is not None:
+            self._report_failure(failure)
+            return AuditLogExportResult.FAILURE
+        return AuditLogExportResult.SUCCESS if synced else AuditLogExportResult.FAILURE
+
+    # -- the I/O lock ------------------------------------------------------------
+    def _io_acquire(self, timeout: float = -1) -> bool:
+        if not self._io_lock.acquire(timeout=timeout):
+            return False
+        self._io_owner = threading.get_ident()
+        return True
+
+    def _io_release(self) -> None:
+        self._io_owner = 0
+        self._io_lock.release()
+        if _signals._deferred:  # a signal came during this write: handle it now that it is whole
+            _signals.run_deferred()
 
     # -- writer thread ---------------------------------------------------------
     def _run(self) -> None:
@@ -352,37 +783,41 @@ class JsonLinesAuditLog:
             if not batch:
                 self._maybe_sync(idle=True)
                 continue
-            data = b"".join(batch)
+            done, rotations, failure = len(batch), 0, None
+            self._io_acquire()
             try:
-                with self._io_lock:
-                    if self._sink.write(data):
-                        self.stats.rotations += 1
-                self._maybe_sync(idle=False)
-            except Exception as exc:
-                with self._cond:
-                    self.stats.write_errors += 1
-                    self._queue.extendleft(reversed(batch))  # keep order; retry after back-off
-                    self._in_flight = 0
-                    closed = self._closed
-                self._report_failure(exc)
-                if closed:
-                    with self._cond:
-                        self.stats.records_failed += len(self._queue)
-                        self._queue.clear()
-                        self._cond.notify_all()
-                    return
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            backoff = 0.05
+                rotations = self._sink.write(batch)
+            except _WriteError as exc:
+                done, rotations, failure = exc.done, exc.rotations, exc.cause
+            finally:
+                self._io_release()
             with self._cond:
-                self.stats.records_written += len(batch)
-                self.stats.bytes_written += len(data)
+                self.stats.rotations += rotations
+                self.stats.records_written += done
+                self.stats.bytes_written += sum(len(line) for line in batch[:done])
+                if failure is not None:
+                    self.stats.write_errors += 1
+                    # Only the lines not in the file go back, in order: a retry never duplicates.
+                    self._queue.extendleft(reversed(batch[done:]))
                 self._in_flight = 0
-                if self._failing:
+                closed = self._closed
+                if failure is None and self._failing:
                     self._failing = False
                     _logger.warning("auditspan: audit log %s is writable again", self)
                 self._cond.notify_all()
+            if failure is None:
+                backoff = 0.05
+                self._maybe_sync(idle=False)
+                continue
+            self._report_failure(failure)
+            if closed:
+                with self._cond:
+                    self.stats.records_failed += len(self._queue)
+                    self._queue.clear()
+                    self._cond.notify_all()
+                return
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
 
     def _maybe_sync(self, *, idle: bool) -> None:
         if self.fsync == "none":
@@ -391,9 +826,42 @@ class JsonLinesAuditLog:
         if self.fsync == "batch" or now - self._last_sync >= self._fsync_interval_s:
             if idle and self.fsync == "batch":
                 return
-            with self._io_lock:
-                self._sink.sync()
+            self._io_acquire()
+            try:
+                self._sync_locked()
+            finally:
+                self._io_release()
             self._last_sync = now
+
+    def _sync_locked(self) -> bool:
+        """fsync (the caller holds the I/O lock); a failure is reported, never retried by rewriting."""
+        try:
+            self._sink.sync()
+        except OSError as exc:
+            self._sync_failed(exc)
+            return not self._sink.sync_enabled
+        if self._sync_failing:
+            self._sync_failing = False
+            _logger.warning("auditspan: fsync of audit log %s works again", self)
+        return True
+
+    def _sync_failed(self, exc: OSError) -> None:
+        self.stats.sync_errors += 1
+        if exc.errno in _SYNC_UNSUPPORTED:
+            if self._sink.sync_enabled:
+                self._sink.sync_enabled = False
+                _logger.warning(
+                    "auditspan: audit log %s cannot be fsynced (%s); writing on without fsync", self, exc
+                )
+            return
+        if not self._sync_failing:
+            self._sync_failing = True
+            _logger.error(
+                "auditspan: fsync of audit log %s failed: %s; the lines are written (not again), "
+                "their durability is not known",
+                self,
+                exc,
+            )
 
     def _report_failure(self, exc: BaseException) -> None:
         if not self._failing:
@@ -410,14 +878,14 @@ class JsonLinesAuditLog:
                 if remaining <= 0:
                     return False
                 self._cond.wait(remaining)
-        try:
-            if self.fsync != "none":
-                with self._io_lock:
-                    self._sink.sync()
-        except OSError as exc:
-            self._report_failure(exc)
+        if self.fsync == "none":
+            return True
+        if not self._io_acquire(max(0.0, deadline - time.monotonic())):
             return False
-        return True
+        try:
+            return self._sync_locked()
+        finally:
+            self._io_release()
 
     def shutdown(self, timeout_millis: int = 30_000) -> None:
         """Write what is queued (within the timeout), stop the writer and close the file."""
@@ -436,11 +904,55 @@ class JsonLinesAuditLog:
                     "auditspan: %d audit records could not be written before shutdown", len(self._queue)
                 )
                 self._queue.clear()
+        if not self._io_acquire(timeout_millis / 1000):
+            return  # a write is stuck (a stalled pipe): leave the descriptor to the process's exit
         try:
-            with self._io_lock:
-                self._sink.close()
+            self._sink.close()
         except OSError as exc:
-            self._report_failure(exc)
+            self._sync_failed(exc)
+        finally:
+            self._io_release()
+        _live.discard(self)
+
+    # -- fork --------------------------------------------------------------------
+    def _fork_prepare(self) -> None:
+        held = self._held_for_fork
+        held.clear()
+        # Bounded: a write stuck on a stalled pipe must not hang the fork. The child gets
+        # fresh locks in any case; waiting only keeps the state it copies consistent.
+        for lock in (self._lock, self._io_lock):
+            if lock.acquire(timeout=_FORK_WAIT_S):
+                held.append(lock)
+        if "multiprocessing.util" in sys.modules and not getattr(self, "_mp_hooked", False):
+            # Registered here in the parent; runs in every multiprocessing child after the fork.
+            sys.modules["multiprocessing.util"].register_after_fork(self, _after_multiprocessing_fork)
+            self._mp_hooked = True
+
+    def _fork_parent(self) -> None:
+        for lock in reversed(self._held_for_fork):
+            lock.release()
+        self._held_for_fork.clear()
+
+    def _fork_child(self) -> None:
+        global _mp_exit_registered
+        _mp_exit_registered = False
+        _signals._forget_after_fork()
+        self._held_for_fork.clear()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._io_lock = threading.Lock()
+        self._io_owner = 0
+        # What the parent had queued is the parent's to write: the child keeps none of it.
+        self._queue = deque()
+        self._in_flight = 0
+        self._failing = self._sync_failing = False
+        self.stats = AuditLogStats()
+        self._thread = None  # started at the child's first record
+        self._sink.after_fork_in_child()
+
+
+def _after_multiprocessing_fork(log: JsonLinesAuditLog) -> None:
+    _register_multiprocessing_exit()
 
 
 def open_audit_log(
@@ -449,7 +961,8 @@ def open_audit_log(
     """Resolve the ``audit_log`` argument: a path or stream opens a ``JsonLinesAuditLog``;
     an exporter is used as it is; None means no log.
 
-    Raises ``ValueError`` naming the path when it cannot be opened for appending.
+    Raises ``ValueError`` naming the path, and what is wrong with it, when it cannot be
+    opened for appending.
     """
     if target is None:
         return None

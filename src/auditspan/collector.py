@@ -81,6 +81,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
+from . import _fork
 from . import attributes as attr
 from ._bounded import run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
@@ -376,6 +377,7 @@ class SpanCollector:
         self._closed = False
         self._error_logged = False
         self.stats = CollectorStats()
+        _fork.track(self, tier=0)
 
     # ------------------------------------------------------------------ public
     def emit(self, event: Any) -> None:
@@ -446,6 +448,13 @@ class SpanCollector:
                 self.audit_log.shutdown()
         if self.stats.internal_errors:
             _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
+
+    def _fork_child(self) -> None:
+        """After ``os.fork()``, in the child: a fresh lock, and none of the parent's open turns
+        (the parent ends them and writes their records; the child's turns are its own)."""
+        self._lock = threading.RLock()
+        self._turns = OrderedDict()
+        self._latest = {}
 
     def span_context(
         self, session_id: str | None, turn_id: str | None, tool_call_id: str | None = None

@@ -17,6 +17,9 @@ and a few of its own:
 ``AUDITSPAN_CAPTURE``      ``redacted`` (default), ``none`` or ``full``
 ``AUDITSPAN_RULES``        behavioural rules file, ``builtin`` (default) or ``none``
 ``AUDITSPAN_CLASSIFICATION_RULES``  tool-name glob -> semantic type rules file
+``AUDITSPAN_FLUSH_ON_SIGNAL``  ``true`` (default): flush the audit log on SIGTERM,
+                           SIGINT and SIGHUP before the application's handler;
+                           ``false`` installs no handler
 =========================  ====================================================
 
 With no endpoint and no exporter configured, spans go to
@@ -51,6 +54,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from . import _fork, _signals
 from ._bounded import run_bounded
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
 from .classification import Classifier
@@ -128,6 +132,10 @@ class _CountingSpanExporter(SpanExporter):
         self.inner = inner
         self.stats = stats
         self._lock = threading.Lock()
+        _fork.track(self, tier=2)
+
+    def _fork_child(self) -> None:
+        self._lock = threading.Lock()  # the SDK's batch processor restarts its export thread in the child
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -226,6 +234,7 @@ def configure(
     rules: str | os.PathLike[str] | Iterable[BehaviourRule] | None = None,
     classification_rules: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    flush_on_signal: bool | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
     """Set up traces, log events and the canonical audit log; return the handle.
@@ -251,6 +260,11 @@ def configure(
         classification_rules: a YAML/JSON file of tool-name globs -> semantic
             type; else ``AUDITSPAN_CLASSIFICATION_RULES``.
         environ: the settings to read instead of ``os.environ`` (tests, embedding).
+        flush_on_signal: on SIGTERM, SIGINT and SIGHUP, write and sync the queued audit
+            records (bounded wait), then run the handler that was there before (the
+            application's, or the default action: the process still ends, with the
+            signal's status). Installed from the main thread only, for signals not
+            ignored; else ``AUDITSPAN_FLUSH_ON_SIGNAL`` (default true).
         collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
 
     Raises:
@@ -273,6 +287,14 @@ def configure(
 
     # Audit log first: an unwritable path must fail before anything is installed.
     log_target = _audit_log_target(audit_log, env, settings.output_dir)
+    log_setting = (
+        "audit_log"
+        if audit_log is not None
+        else "AUDITSPAN_AUDIT_LOG"
+        if env.get("AUDITSPAN_AUDIT_LOG", "").strip()
+        else "AUDITSPAN_OUTPUT_DIR"
+    )
+    on_signal = _flag(env, "AUDITSPAN_FLUSH_ON_SIGNAL", flush_on_signal, "flush_on_signal")
     log_exporter: Any = None
     if log_target is not None:
         if isinstance(log_target, (str, os.PathLike)):
@@ -284,8 +306,9 @@ def configure(
             try:
                 log_exporter = JsonLinesAuditLog(log_target, fsync=fsync)
             except OSError as exc:
+                where = os.fspath(log_target)
                 raise ConfigurationError(
-                    f"audit_log: cannot open {os.fspath(log_target)!r} for appending: {exc.strerror or exc}"
+                    f"{log_setting}: cannot open {where!r} for appending: {exc.strerror or exc}"
                 ) from exc
             destinations["audit log"] = str(Path(log_target).resolve())
         else:
@@ -338,7 +361,21 @@ def configure(
         _owned=owned,
     )
     atexit.register(handle.shutdown)
+    if on_signal:
+        _signals.install()
     return handle
+
+
+def _flag(env: Mapping[str, str], name: str, value: bool | None, argument: str) -> bool:
+    """A true/false setting: the argument if given, else the environment variable (default true)."""
+    if value is not None:
+        return bool(value)
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name} / {argument}: must be true or false, got {raw!r}")
 
 
 def _pipeline(exporter: SpanExporter, stats: SpanExportStats) -> SpanProcessor:

@@ -35,6 +35,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from . import _fork
+
 __all__ = ["OtlpJsonFileLogExporter", "OtlpJsonFileSpanExporter", "read_spans"]
 
 
@@ -52,6 +54,22 @@ class _JsonLinesFile:
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._lock = threading.Lock()
         self._closed = False
+        self._held_for_fork = False
+        _fork.track(self, tier=2)
+
+    # A fork in the middle of a write would leave the child a held lock and half a line in the
+    # file object's buffer: wait for the write (bounded), and give the child a fresh lock.
+    def _fork_prepare(self) -> None:
+        self._held_for_fork = self._lock.acquire(timeout=5.0)
+
+    def _fork_parent(self) -> None:
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._lock.release()
+
+    def _fork_child(self) -> None:
+        self._held_for_fork = False
+        self._lock = threading.Lock()
 
     def write(self, document: dict[str, Any]) -> bool:
         if self._closed:
