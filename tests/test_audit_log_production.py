@@ -167,7 +167,8 @@ def test_fork_while_the_writer_holds_its_io_lock(tmp_path: Path) -> None:
     )
     assert all(turn_ids[f"child-{n}"] == 1 for n in range(200)), turn_ids.most_common(3)
     print(
-        f"\n[fork] child forked during a held write: exit status 0 in {report['child_exit_s']:.2f} s; 1,200 records once"
+        f"\n[fork] child forked during a held write: exit status 0 in {report['child_exit_s']:.2f} s; "
+        "1,200 records once"
     )
 
 
@@ -231,7 +232,8 @@ def test_multiprocessing_pool_with_fork_writes_every_record_exactly_once(tmp_pat
     expected = expected_turns(parent=200, **{f"task{k}": 100 for k in range(20)})
     assert turn_records(audit_lines(path)) == expected
     print(
-        f"\n[fork] Pool(fork), {report['workers']} workers, 20 tasks: {sum(expected.values())} records, each once"
+        f"\n[fork] Pool(fork), {report['workers']} workers, 20 tasks: "
+        f"{sum(expected.values())} records, each once"
     )
 
 
@@ -248,10 +250,10 @@ def test_four_processes_one_path_with_rotation_lose_and_tear_nothing(tmp_path: P
     from auditspan.records import encode_record
     path, who, count, rotate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     log = JsonLinesAuditLog(path, rotate_bytes=rotate, retain=10_000, batch_size=256)
-    lines = [
-        encode_record({"event_type": "base", "event_id": f"evt_{who}_{n}", "who": who, "n": n, "pad": "x" * (n % 97)})
-        for n in range(count)
-    ]
+    def line(n):
+        fields = {"event_type": "base", "event_id": f"evt_{who}_{n}", "who": who, "n": n, "pad": "x" * (n % 97)}
+        return encode_record(fields)
+    lines = [line(n) for n in range(count)]
     print("READY", flush=True)
     sys.stdin.readline()  # all start together
     for line in lines:
@@ -386,7 +388,8 @@ def test_signal_writes_the_queued_records_and_keeps_the_outcome(
     assert turn_records(audit_lines(path)) == expected_turns(rec=200)
     assert seconds < 30
     print(
-        f"\n[signal] {signame} ({app} handler): 400 of 400 records on disk, exit {child.returncode}, {seconds:.2f} s"
+        f"\n[signal] {signame} ({app} handler): 400 of 400 records on disk, "
+        f"exit {child.returncode}, {seconds:.2f} s"
     )
 
 
@@ -565,7 +568,7 @@ def test_dev_null_and_dev_stdout_work_without_fsync(tmp_path: Path, caplog: pyte
     assert turn_records(lines) == expected_turns(out=300)
 
 
-# --- 5. a failed rotation never touches a descriptor it no longer owns ---------------------------------------
+# --- 5. a failed rotation never touches a descriptor it no longer owns -----------------------------------
 
 
 def test_failed_rotation_never_touches_the_descriptor_another_file_gets(tmp_path: Path) -> None:
@@ -610,7 +613,7 @@ def test_failed_rotation_never_touches_the_descriptor_another_file_gets(tmp_path
     assert sorted(ids) == sorted(f"evt_r{n}" for n in range(100))
 
 
-# --- 6. paths -------------------------------------------------------------------------------------------------
+# --- 6. paths ---------------------------------------------------------------------------------------------
 
 
 def test_a_symlink_is_not_followed_unless_asked(tmp_path: Path, clean_environment: None) -> None:
@@ -623,7 +626,7 @@ def test_a_symlink_is_not_followed_unless_asked(tmp_path: Path, clean_environmen
     message = str(caught.value)
     assert message.startswith("audit_log:") and str(link) in message and "symbolic link" in message
     assert victim.read_text() == "keep me\n"
-    with pytest.raises(ConfigurationError, match=r"^AUDITSPAN_AUDIT_LOG: .*symbolic link"):
+    with pytest.raises(ConfigurationError, match=r"^AUDITSPAN_AUDIT_LOG / audit_log: .*symbolic link"):
         configure(environ={"AUDITSPAN_AUDIT_LOG": str(link)}, traces_exporter="none", set_global=False)
     # Asked for explicitly, it is followed.
     log = JsonLinesAuditLog(link, follow_symlinks=True)

@@ -290,9 +290,9 @@ def configure(
     log_setting = (
         "audit_log"
         if audit_log is not None
-        else "AUDITSPAN_AUDIT_LOG"
+        else "AUDITSPAN_AUDIT_LOG / audit_log"
         if env.get("AUDITSPAN_AUDIT_LOG", "").strip()
-        else "AUDITSPAN_OUTPUT_DIR"
+        else "AUDITSPAN_OUTPUT_DIR / audit_log"
     )
     on_signal = _flag(env, "AUDITSPAN_FLUSH_ON_SIGNAL", flush_on_signal, "flush_on_signal")
     log_exporter: Any = None
