@@ -251,7 +251,8 @@ def test_four_processes_one_path_with_rotation_lose_and_tear_nothing(tmp_path: P
     path, who, count, rotate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     log = JsonLinesAuditLog(path, rotate_bytes=rotate, retain=10_000, batch_size=256)
     def line(n):
-        fields = {"event_type": "base", "event_id": f"evt_{who}_{n}", "who": who, "n": n, "pad": "x" * (n % 97)}
+        fields = {"event_type": "base", "event_id": f"evt_{who}_{n}", "who": who, "n": n}
+        fields["pad"] = "x" * (n % 97)
         return encode_record(fields)
     lines = [line(n) for n in range(count)]
     print("READY", flush=True)
