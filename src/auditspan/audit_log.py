@@ -61,7 +61,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -79,6 +78,9 @@ from typing import IO, Any, Protocol, runtime_checkable
 
 from . import _fork, _signals
 from .records import encode_record
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = [
     "FSYNC_POLICIES",
@@ -196,7 +198,8 @@ class _Sink:
         self._retain = retain
         self.regular = False  # a regular file: locked, rotated, synced
         self.sync_enabled = True  # False once fsync proved unsupported
-        self._lockable = True
+        self._lockable = sys.platform != "win32"
+        self._check_tail = False  # the file was not empty when opened: it may end in a torn line
         self._dirty = False  # written since the last successful fsync
         self._reopen = False  # set in a forked child: get an open file of its own
         self._mode_reported = False
@@ -225,7 +228,8 @@ class _Sink:
         assert self.path is not None
         path = self.path
         _make_parent(path)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        nonblock = getattr(os, "O_NONBLOCK", 0)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | nonblock | getattr(os, "O_CLOEXEC", 0)
         if not self._follow:
             flags |= getattr(os, "O_NOFOLLOW", 0)
         try:
@@ -240,8 +244,9 @@ class _Sink:
                 raise _path_error(errno.EINVAL, path, f"is a {_kind(st.st_mode)}, not a file")
             else:
                 regular = False
-            # O_NONBLOCK only kept open() from hanging on a FIFO without a reader; writes block.
-            os.set_blocking(fd, True)
+            if nonblock:
+                # O_NONBLOCK only kept open() from hanging on a FIFO without a reader; writes block.
+                os.set_blocking(fd, True)
             if regular:
                 self._tighten_mode(fd, st.st_mode)
         except BaseException:
@@ -250,8 +255,7 @@ class _Sink:
         self._fd = fd
         self.regular = regular
         self._reopen = False
-        if regular and st.st_size:
-            self._end_torn_line(fd)
+        self._check_tail = regular and st.st_size > 0
 
     def _tighten_mode(self, fd: int, mode: int) -> None:
         assert self.path is not None
@@ -273,12 +277,14 @@ class _Sink:
             )
 
     def _end_torn_line(self, fd: int) -> None:
-        """A torn last line from a crash stays one incomplete line; new records start clean."""
-        assert self.path is not None
-        with self._locked(fd):
-            size = os.lseek(fd, 0, os.SEEK_END)
-            if size and self._last_byte(fd, size) not in (b"\n", b""):
-                self._write_all(fd, b"\n", size)
+        """A torn last line from a crash stays one incomplete line; new records start clean.
+
+        Under the lock, before the first write to a file that was not empty (another process
+        may be writing the line that looks torn from outside the lock)."""
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size and self._last_byte(fd, size) not in (b"\n", b""):
+            self._write_all(fd, b"\n", size)
+        self._check_tail = False
 
     def _last_byte(self, fd: int, size: int) -> bytes:
         """The last byte of the file open as ``fd`` (read through the path: ``fd`` is write-only)."""
@@ -323,6 +329,8 @@ class _Sink:
             with self._locked(fd):
                 fd = self._follow_rotation(fd)
                 while done < len(lines):
+                    if self._check_tail:  # a file not empty when opened (also one rotated to)
+                        self._end_torn_line(fd)
                     size = os.lseek(fd, 0, os.SEEK_END)
                     end = self._fitting(lines, done, size)
                     if end == done:
@@ -730,14 +738,10 @@ class JsonLinesAuditLog:
     def _write_now(self, lines: Sequence[bytes]) -> AuditLogExportResult:
         with self._cond:
             self.stats.records_accepted += len(lines)
-        done, rotations, failure = len(lines), 0, None
         synced = True
         self._io_acquire()
         try:
-            try:
-                rotations = self._sink.write(lines)
-            except _WriteError as exc:
-                done, rotations, failure = exc.done, exc.rotations, exc.cause
+            done, rotations, failure = self._write_lines(lines)
             if failure is None and self.fsync == "always":
                 synced = self._sync_locked()
         finally:
@@ -753,6 +757,15 @@ class JsonLinesAuditLog:
             self._report_failure(failure)
             return AuditLogExportResult.FAILURE
         return AuditLogExportResult.SUCCESS if synced else AuditLogExportResult.FAILURE
+
+    def _write_lines(self, lines: Sequence[bytes]) -> tuple[int, int, BaseException | None]:
+        """Write (the caller holds the I/O lock): lines written, rotations, and the failure if any."""
+        try:
+            return len(lines), self._sink.write(lines), None
+        except _WriteError as exc:
+            return exc.done, exc.rotations, exc.cause
+        except Exception as exc:  # a bug must not kill the writer thread; the lines are retried
+            return 0, 0, exc
 
     # -- the I/O lock ------------------------------------------------------------
     def _io_acquire(self, timeout: float = -1) -> bool:
@@ -783,12 +796,9 @@ class JsonLinesAuditLog:
             if not batch:
                 self._maybe_sync(idle=True)
                 continue
-            done, rotations, failure = len(batch), 0, None
             self._io_acquire()
             try:
-                rotations = self._sink.write(batch)
-            except _WriteError as exc:
-                done, rotations, failure = exc.done, exc.rotations, exc.cause
+                done, rotations, failure = self._write_lines(batch)
             finally:
                 self._io_release()
             with self._cond:
