@@ -425,6 +425,21 @@ def test_signal_during_a_write_on_the_main_thread_is_handled_after_it(tmp_path: 
     assert records == expected_turns(rec=50) + Counter({("last", 0, "turn_start"): 1})
 
 
+def test_signal_handlers_only_from_the_main_thread_and_never_over_an_ignored_signal(tmp_path: Path) -> None:
+    code = """
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    thread = threading.Thread(target=configure, kwargs={"audit_log": sys.argv[1], "traces_exporter": "none"})
+    thread.start()
+    thread.join()
+    print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)  # configured from a thread: none installed
+    configure(audit_log=sys.argv[1], traces_exporter="none")
+    print(signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL)
+    print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+    """
+    result = run_child(code, str(tmp_path / "a.jsonl"), timeout=60)
+    assert result.stdout.split() == ["True", "True", "True"], result.stderr[-3000:]
+
+
 def test_flush_on_signal_can_be_turned_off(tmp_path: Path) -> None:
     code = """
     configure(audit_log=sys.argv[1], traces_exporter="none")
