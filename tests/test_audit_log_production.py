@@ -566,6 +566,35 @@ def test_a_pipe_and_a_fifo_with_a_reader_get_every_line_once(tmp_path: Path) -> 
         JsonLinesAuditLog("/dev/null", rotate_bytes=1000)
 
 
+def test_a_terminal_gets_every_line_once() -> None:
+    master, slave = os.openpty()
+    got = bytearray()
+
+    def drain() -> None:
+        try:
+            while chunk := os.read(master, 65536):
+                got.extend(chunk)
+        except OSError:  # EIO: every writer of the terminal closed it
+            pass
+
+    thread = threading.Thread(target=drain)
+    thread.start()
+    try:
+        log = JsonLinesAuditLog(os.ttyname(slave))
+        os.close(slave)
+        for record in records(300):
+            log.export([record])
+        started = time.monotonic()
+        log.shutdown()
+        assert time.monotonic() - started < 5
+        thread.join(10)
+    finally:
+        os.close(master)
+    lines = [line for line in bytes(got).replace(b"\r\n", b"\n").splitlines() if line]
+    assert [json.loads(line)["n"] for line in lines] == list(range(300))
+    assert log.stats.sync_errors == log.stats.write_errors == 0
+
+
 def test_dev_null_and_dev_stdout_work_without_fsync(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="auditspan")
     log = JsonLinesAuditLog("/dev/null")

@@ -259,7 +259,7 @@ class _Sink:
 
     def _tighten_mode(self, fd: int, mode: int) -> None:
         assert self.path is not None
-        if not stat.S_IMODE(mode) & 0o077:
+        if not stat.S_IMODE(mode) & 0o077 or sys.platform == "win32":  # Windows: no POSIX modes
             return
         try:
             os.fchmod(fd, 0o600)
@@ -289,7 +289,9 @@ class _Sink:
     def _last_byte(self, fd: int, size: int) -> bytes:
         """The last byte of the file open as ``fd`` (read through the path: ``fd`` is write-only)."""
         assert self.path is not None
-        flags = os.O_RDONLY | os.O_NONBLOCK | (0 if self._follow else getattr(os, "O_NOFOLLOW", 0))
+        flags = (
+            os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if self._follow else getattr(os, "O_NOFOLLOW", 0))
+        )
         try:
             reader = os.open(self.path, flags)
         except OSError:
