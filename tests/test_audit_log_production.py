@@ -241,6 +241,48 @@ def test_multiprocessing_pool_with_fork_writes_every_record_exactly_once(tmp_pat
     )
 
 
+def test_locks_other_threads_hold_at_the_fork_are_free_in_the_child(tmp_path: Path) -> None:
+    """Another thread is inside an emit (holding the emitter's, the collector's, the redactor's,
+    the rule engine's and the classifier's locks) when the fork comes: the child emits anyway."""
+    code = WAIT_CHILD + textwrap.dedent(
+        """
+    path = sys.argv[1]
+    handle = configure(audit_log=path, traces_exporter="none")
+    emitter = handle.emitter("s")
+    collector = handle.collector
+    locks = [emitter._lock, collector._lock, collector.redactor._count_lock, collector.rules._lock,
+             collector.classifier._lock]
+    held, release = threading.Event(), threading.Event()
+
+    def busy_emit():
+        for lock in locks:
+            lock.acquire()
+        held.set()
+        release.wait()
+        for lock in reversed(locks):
+            lock.release()
+
+    thread = threading.Thread(target=busy_emit)
+    thread.start()
+    held.wait()
+    pid = os.fork()
+    if pid == 0:
+        turns(emitter, "child", 100)
+        sys.exit(0)
+    status, seconds = wait_child(pid)
+    release.set()
+    thread.join()
+    turns(emitter, "parent", 100)
+    handle.shutdown()
+    print(json.dumps({"status": status, "seconds": seconds}))
+    """
+    )
+    path = tmp_path / "audit.jsonl"
+    report = child_report(run_child(code, str(path)))
+    assert report["status"] == 0 and report["seconds"] < 10, report
+    assert turn_records(audit_lines(path)) == expected_turns(child=100, parent=100)
+
+
 # --- 2. several processes, one path, rotation on ------------------------------------------------------
 
 WRITERS = 4

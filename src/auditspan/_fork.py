@@ -13,7 +13,8 @@ threads. Objects that hold such state register here; one set of
 * ``_fork_child()`` in the child (fresh locks, drop the parent's queued work,
   start over).
 
-Each method is optional. The registry holds weak references only: a hook
+Each method is optional. ``fork_safe_lock()`` makes a lock the child gets
+released, for the small locks that need nothing else. The registry holds weak references only: a hook
 never keeps an object alive. Objects are visited in ``tier`` order (lower
 first) so that locks are always taken in the order the code takes them
 (a collector before its audit log); the parent releases in reverse order.
@@ -34,6 +35,20 @@ _TIERS = 3
 _tiers: tuple[weakref.WeakSet[Any], ...] = tuple(weakref.WeakSet() for _ in range(_TIERS))
 _registry_lock = threading.Lock()
 _prepared: list[Any] = []  # strong references for the few microseconds of the fork only
+_locks: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def fork_safe_lock() -> threading.Lock:
+    """A ``threading.Lock`` that a forked child gets released, whoever held it at the fork.
+
+    For the small locks of counters and caches: held for microseconds, but a fork that comes
+    in those microseconds would leave the child's copy held forever (the stdlib's own locks
+    are re-initialised the same way).
+    """
+    lock = threading.Lock()
+    with _registry_lock:
+        _locks.add(lock)
+    return lock
 
 
 def track(obj: Any, tier: int = 1) -> None:
@@ -72,6 +87,8 @@ def _after_in_child() -> None:
     objects = list(_prepared)
     _prepared.clear()
     _registry_lock = threading.Lock()  # the parent's is held (by _before); the child starts afresh
+    for lock in list(_locks):
+        lock._at_fork_reinit()
     for obj in objects:
         _call(obj, "_fork_child")
 

@@ -81,7 +81,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -90,6 +89,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from auditspan.semantic_types import OperationType, category_of, parse_operation_type, risk_of
+
+from ._fork import fork_safe_lock
 
 __all__ = [
     "SOURCE_EXPLICIT",
@@ -1200,7 +1201,7 @@ class Classifier:
         self._heuristics = heuristics
         self._cache_size = max(0, int(cache_size))
         self._cache: OrderedDict[tuple[str | None, ...], Classification] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock()
 
     @property
     def rules(self) -> tuple[ClassificationRule, ...]:

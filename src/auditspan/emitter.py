@@ -18,10 +18,10 @@ instrument itself with this class alone::
 
 from __future__ import annotations
 
-import threading
 import uuid
 from typing import Any, Protocol, runtime_checkable
 
+from ._fork import fork_safe_lock
 from .events import (
     AuditEvent,
     ErrorEvent,
@@ -113,7 +113,7 @@ class AuditEmitter:
     def __init__(self, collector: AuditCollector, session_id: str | None = None) -> None:
         self._collector = collector
         self._session_id = session_id
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock()
 
     @property
     def collector(self) -> AuditCollector:

@@ -52,7 +52,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
@@ -65,6 +64,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from ._fork import fork_safe_lock
 from .context import find_span_collector, span_context_for
 from .emitter import PREVIEW_LIMIT, AuditEmitter
 from .governance import is_refusal
@@ -216,7 +216,7 @@ class Turn(_AsyncWith):
         self.metadata = dict(metadata or {})
         self.content: Any = None
         self.calls = 0
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock()
         self._entered = False
         self._token: Token[Turn | None] | None = None
         self._activation = _Activation(None)

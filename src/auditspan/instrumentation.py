@@ -83,7 +83,6 @@ import importlib.util
 import logging
 import os
 import sys
-import threading
 import weakref
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -92,6 +91,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from ._fork import fork_safe_lock
 from .collector import SpanCollector
 from .emitter import AuditEmitter
 from .otlp_file import OtlpJsonFileLogExporter, OtlpJsonFileSpanExporter
@@ -115,7 +115,7 @@ _DEFAULT_OUTPUT_DIR = "auditspan-output"
 
 
 # ------------------------------------------------------------------ the process collector
-_default_lock = threading.Lock()
+_default_lock = fork_safe_lock()
 _default_handle: Any = None
 
 
@@ -149,7 +149,7 @@ class _Link:
         self._factory = factory
         self._collector: Any = None
         self._failed = False
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock()
 
     def collector(self) -> Any:
         collector = self._collector
@@ -343,7 +343,7 @@ class _Attachment:
         self.patches: list[_ClassPatch] = []
         self.emitters: weakref.WeakSet[Any] = weakref.WeakSet()
         self.finder: _PostImportFinder | None = None
-        self.lock = threading.Lock()
+        self.lock = fork_safe_lock()
 
     def attach(self, emitter: Any) -> bool:
         try:
@@ -388,7 +388,7 @@ class _Attachment:
 
 
 _active: _Attachment | None = None
-_active_lock = threading.Lock()
+_active_lock = fork_safe_lock()
 
 
 def instrument_emitter(emitter: Any) -> bool:

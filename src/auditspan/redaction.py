@@ -74,13 +74,14 @@ secret and 20-30 us with two or three.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterable
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Final
 
 from auditspan._sanitize import KEEP, clean_str, json_safe
+
+from ._fork import fork_safe_lock
 
 __all__ = [
     "DEFAULT_NON_SENSITIVE_KEYS",
@@ -532,7 +533,7 @@ class Redactor:
         self._key_cache: dict[str, str | None] = {}
         self._scrub_memo: dict[str, tuple[str, int]] = {}
         self._count = 0
-        self._count_lock = threading.Lock()
+        self._count_lock = fork_safe_lock()
         self._handlers: dict[str, _Handler] = {
             "pem": self._on_pem,
             "anthropic_key": self._on_anthropic,

@@ -66,7 +66,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -77,6 +76,8 @@ from auditspan.classification import ConfigDocument, ConfigError, read_config
 from auditspan.events import timestamp_to_ns
 from auditspan.governance import DECISION_PRIORITY, normalize_decision
 from auditspan.semantic_types import OperationType, parse_operation_type
+
+from ._fork import fork_safe_lock
 
 __all__ = [
     "PII_EXFILTRATION_RULE",
@@ -428,7 +429,7 @@ class RuleEngine:
             self._follow_types.update(rule.followed_by)
         self._relevant = frozenset(self._by_trigger) | frozenset(self._follow_types)
         self._sessions: OrderedDict[object, _Session] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock()
         self._observed = 0
 
     @property
