@@ -66,9 +66,14 @@ def install() -> list[str]:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    from .audit_log import _flush_for_signal
+    try:
+        from .audit_log import _flush_for_signal
 
-    if not _flush_for_signal(time.monotonic() + FLUSH_TIMEOUT_S):
+        flushed = _flush_for_signal(time.monotonic() + FLUSH_TIMEOUT_S)
+    except Exception:  # never raise into the interrupted code; the signal still takes its course
+        _logger.exception("auditspan: flushing the audit log on signal %d failed", signum)
+        flushed = True
+    if not flushed:
         _deferred.append((signum, frame))  # this thread is mid-write: finish it first
         return
     _chain(signum, frame)
