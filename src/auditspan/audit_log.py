@@ -647,6 +647,7 @@ class JsonLinesAuditLog:
         self._failing = False
         self._sync_failing = False
         self._held_for_fork: list[Any] = []
+        self._mp_hooked = False  # registered with multiprocessing's after-fork hooks
         # "always" writes on the agent's thread; a pipe-like target does not, as its reader
         # could stall the agent: it goes through the writer thread (there is no fsync to wait for).
         self._direct = fsync == "always" and (self._sink.regular or self._sink.stream is not None)
@@ -935,7 +936,7 @@ class JsonLinesAuditLog:
         for lock in (self._lock, self._io_lock):
             if lock.acquire(timeout=_FORK_WAIT_S):
                 held.append(lock)
-        if "multiprocessing.util" in sys.modules and not getattr(self, "_mp_hooked", False):
+        if "multiprocessing.util" in sys.modules and not self._mp_hooked:
             # Registered here in the parent; runs in every multiprocessing child after the fork.
             sys.modules["multiprocessing.util"].register_after_fork(self, _after_multiprocessing_fork)
             self._mp_hooked = True
