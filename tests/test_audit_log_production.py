@@ -283,6 +283,63 @@ def test_locks_other_threads_hold_at_the_fork_are_free_in_the_child(tmp_path: Pa
     assert turn_records(audit_lines(path)) == expected_turns(child=100, parent=100)
 
 
+def test_forked_children_rotating_one_path_lose_nothing(tmp_path: Path) -> None:
+    """Forked children share the parent's open file, and with it its flock: each must get its own
+    before it can lock against the others, or their rotations collide."""
+    code = WAIT_CHILD + textwrap.dedent(
+        """
+    from auditspan.audit_log import JsonLinesAuditLog
+    from auditspan.records import encode_record
+    path = sys.argv[1]
+    log = JsonLinesAuditLog(path, rotate_bytes=16 * 1024, retain=1_000, batch_size=16)
+
+    def write(who, count):
+        for n in range(count):
+            log.export_lines((encode_record({"event_type": "base", "who": who, "n": n}),))
+
+    write("parent", 2_000)
+    pids = []
+    for c in range(3):
+        pid = os.fork()
+        if pid == 0:
+            write(f"child{c}", 5_000)
+            log.shutdown()
+            os._exit(0)
+        pids.append(pid)
+    write("parent-after", 5_000)
+    results = [wait_child(pid) for pid in pids]
+    log.shutdown()
+    print(json.dumps({"results": results}))
+    """
+    )
+    report = child_report(run_child(code, str(tmp_path / "audit.jsonl")))
+    assert [status for status, _ in report["results"]] == [0, 0, 0], report
+    files = list(tmp_path.iterdir())
+    assert len(files) > 10
+    seen: Counter[tuple[str, int]] = Counter()
+    for file in files:
+        assert file.stat().st_size <= 16 * 1024
+        for line in audit_lines(file):
+            record = json.loads(line)
+            seen[(record["who"], record["n"])] += 1
+    expected = {("parent", n) for n in range(2_000)} | {("parent-after", n) for n in range(5_000)}
+    expected |= {(f"child{c}", n) for c in range(3) for n in range(5_000)}
+    assert set(seen) == expected and max(seen.values()) == 1
+
+
+def test_the_fork_registry_keeps_nothing_alive(tmp_path: Path) -> None:
+    import gc
+    import weakref
+
+    log = JsonLinesAuditLog(tmp_path / "audit.jsonl")
+    log.export(records(3))
+    log.shutdown()
+    ref = weakref.ref(log)
+    del log
+    gc.collect()
+    assert ref() is None
+
+
 # --- 2. several processes, one path, rotation on ------------------------------------------------------
 
 WRITERS = 4
@@ -570,6 +627,31 @@ def test_fsync_that_always_fails_is_reported_once_and_the_log_goes_on(
     print(
         f"\n[fsync] EINVAL always: 300 lines for 300 records, 1 report, shutdown {shutdown_s * 1000:.0f} ms"
     )
+
+
+def test_fsync_that_keeps_failing_with_eio_is_reported_once_and_rewrites_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="auditspan")
+
+    def fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "audit.jsonl"
+    log = JsonLinesAuditLog(path, fsync="batch", max_queue=16, max_block_s=0.05)
+    for n, record in enumerate(records(300)):
+        log.export([record])
+        if n % 100 == 99:
+            assert not log.force_flush(10_000)  # written, but not known to be on disk: said so
+    started = time.monotonic()
+    log.shutdown()
+    assert time.monotonic() - started < 5
+    lines = audit_lines(path)
+    assert len(lines) == 300 and len({json.loads(line)["event_id"] for line in lines}) == 300
+    assert log.stats.records_written == 300 and log.stats.sync_errors >= 3
+    reports = [r.getMessage() for r in caplog.records if r.name.startswith("auditspan")]
+    assert len(reports) == 1 and "fsync" in reports[0] and "not again" in reports[0], reports
 
 
 def test_a_pipe_and_a_fifo_with_a_reader_get_every_line_once(tmp_path: Path) -> None:
