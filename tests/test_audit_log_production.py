@@ -454,7 +454,7 @@ log._sink.write = slow_write
 emitter = handle.emitter("s")
 turns(emitter, "rec", 200)  # 400 records: 20 batches, about 0.4 s of writing
 print("READY", flush=True)
-time.sleep(60)
+time.sleep(60)  # in C: the handler runs at once only if the signal reaches this thread, not a writer's
 print("NOT ENDED", flush=True)
 """
 

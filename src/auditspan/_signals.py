@@ -22,6 +22,7 @@ being written; the signal is then handled as soon as that write is over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -90,6 +91,22 @@ def _chain(signum: int, frame: FrameType | None) -> None:
         signal.raise_signal(signum)
         # Still here: the default action does not end the process (SIGCHLD-like) or is blocked.
         signal.signal(signum, _handle)
+
+
+def block_in_this_thread() -> None:
+    """Keep SIGTERM, SIGINT and SIGHUP away from this (background) thread.
+
+    The kernel hands a process's signal to any thread that does not block it. Python runs the
+    handler in the main thread, but only when the main thread next runs Python code: had the
+    signal landed on a writer thread while the main thread sleeps in C (``time.sleep``,
+    ``join``, ``select``), the flush and the process's end would wait for it to wake.
+    """
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        return
+    numbers = {getattr(signal, name) for name in SIGNALS if hasattr(signal, name)}
+    with contextlib.suppress(OSError, ValueError):
+        mask(signal.SIG_BLOCK, numbers)
 
 
 def run_deferred() -> None:

@@ -785,6 +785,7 @@ class JsonLinesAuditLog:
 
     # -- writer thread ---------------------------------------------------------
     def _run(self) -> None:
+        _signals.block_in_this_thread()
         backoff = 0.05
         while True:
             with self._cond:
