@@ -60,6 +60,8 @@ TOOL_ATTEMPT: Final = "auditspan.tool.attempt"
 #: One of the ``OUTCOME_*`` values below: what happened to the call, at a glance.
 TOOL_OUTCOME: Final = "auditspan.tool.outcome"
 TOOL_ERROR_MESSAGE: Final = "auditspan.tool.error_message"
+#: Why a tool span ended without its completion or failure, when not with its turn ("evicted").
+TOOL_INCOMPLETE: Final = "auditspan.tool.incomplete"
 POLICY_DECISION: Final = "auditspan.policy.decision"
 POLICY_SOURCE: Final = "auditspan.policy.source"
 SANDBOX_BACKEND: Final = "auditspan.sandbox.backend"

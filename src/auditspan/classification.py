@@ -1184,7 +1184,8 @@ class Classifier:
     ``classify`` never raises and is deterministic. It memoises results by
     ``(tool_name, arguments_preview)`` -- plus the explicit type, custom type
     and target when the metadata declares a type -- in a cache of at most
-    ``cache_size`` entries (the oldest entry goes first; 0 turns caching off). Safe to call
+    ``cache_size`` entries (the oldest entry goes first; 0 turns caching off), for
+    tool names and targets of up to 256 characters and previews of up to 2,048. Safe to call
     from several threads. ``heuristics=False`` leaves only explicit types,
     rules and the fallback.
 
@@ -1201,6 +1202,7 @@ class Classifier:
         self._heuristics = heuristics
         self._cache_size = max(0, int(cache_size))
         self._cache: OrderedDict[tuple[str | None, ...], Classification] = OrderedDict()
+        self._evictions = 0
         self._lock = fork_safe_lock()
 
     @property
@@ -1228,7 +1230,11 @@ class Classifier:
                 if hit is not None:
                     return hit
                 result = self._classify(tool_name, arguments_preview)
-                if self._cache_size and len(arguments_preview) <= _MAX_CACHED_PREVIEW:
+                if (
+                    self._cache_size
+                    and len(arguments_preview) <= _MAX_CACHED_PREVIEW
+                    and len(tool_name) <= _MAX_NAME
+                ):
                     self._remember(key, result)
                 return result
             return self._classify(_safe_text(tool_name), _safe_text(arguments_preview))
@@ -1236,8 +1242,12 @@ class Classifier:
             return _fallback(tool_name)
 
     def cache_info(self) -> dict[str, int]:
-        """``{"size": entries now, "max_size": the bound}``."""
-        return {"size": len(self._cache), "max_size": self._cache_size}
+        """``{"size": entries now, "max_size": the bound, "evictions": entries dropped for room}``.
+
+        An eviction changes no result, only the cost of classifying that call
+        again: counted here, not logged.
+        """
+        return {"size": len(self._cache), "max_size": self._cache_size, "evictions": self._evictions}
 
     def clear_cache(self) -> None:
         """Forget every memoised result."""
@@ -1250,6 +1260,7 @@ class Classifier:
                 # Drop the oldest entry (FIFO keeps the hit path lock-free). Not a plain dict's
                 # first key: with its front popped again and again, finding it costs a scan.
                 self._cache.popitem(last=False)
+                self._evictions += 1
             self._cache[key] = result
 
     def _explicit(
@@ -1266,7 +1277,13 @@ class Classifier:
         raw_target = metadata.get("target")
         fixed_target = raw_target.strip() if isinstance(raw_target, str) and raw_target.strip() else None
         key: tuple[str | None, ...] | None = None
-        if type(tool_name) is str and type(preview) is str and len(preview) <= _MAX_CACHED_PREVIEW:
+        if (
+            type(tool_name) is str
+            and type(preview) is str
+            and len(preview) <= _MAX_CACHED_PREVIEW
+            and len(tool_name) <= _MAX_NAME
+            and len(fixed_target or "") <= _MAX_NAME
+        ):
             # Everything the result depends on; 6-tuples never collide with the 2-tuple keys.
             key = ("explicit", tool_name, preview, str(parsed), custom, fixed_target)
             hit = self._cache.get(key)

@@ -39,10 +39,17 @@ recent open turn of the same session and agent; with none open, a tool call
 becomes a child of the current OTel span or a root span of its own. A turn id
 never started opens a *synthetic* turn (``auditspan.turn.synthetic``).
 
-State is bounded: at most ``max_open_turns`` turns (the least recently active
-is ended, ``auditspan.turn.incomplete="evicted"``) and ``max_calls_per_turn``
-unfinished calls per turn; turns idle for ``stale_turn_after_s`` end on the
-next ``flush()`` or turn start; ``shutdown()`` ends all of them.
+State is bounded, whatever the event stream (see ``SpanCollector`` for each
+structure's bound and ``state_sizes()`` to watch them): at most
+``max_open_turns`` turns, the homes of events without a turn included (the
+least recently active is ended, ``auditspan.turn.incomplete="evicted"``),
+``max_calls_per_turn`` unfinished calls per turn and ``max_open_calls`` in all
+(the oldest is ended, ``auditspan.tool.incomplete="evicted"``), and 10,000
+remembered failed and refused calls each. Evicting state may end a span early;
+it never costs an audit record: every event still yields its record. Each
+eviction is counted in ``stats`` and each episode of them logged once. Turns
+idle for ``stale_turn_after_s`` end on the next ``flush()`` or turn start;
+``shutdown()`` ends all of them.
 
 Nothing raises into the agent: an internal failure is counted in
 ``stats.internal_errors``, logged once, and the event's record is still
@@ -83,7 +90,7 @@ from opentelemetry.trace import (
 
 from . import _fork
 from . import attributes as attr
-from ._bounded import run_bounded
+from ._bounded import BoundReport, run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
 from ._sanitize import attribute_value, clean_str, truncate
 from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
@@ -122,6 +129,13 @@ _ERROR = "error"
 
 #: Events that come before a call's attempt and belong to that call.
 _GOVERNING = frozenset({_POLICY, _LOOP_WARNING, _LOOP_BLOCK})
+#: Event types a call always remembers having had (``_find(fresh=True)``); others only while few and short.
+_TRACKED_TYPES = frozenset({_ATTEMPT, _POLICY, _LOOP_WARNING, _LOOP_BLOCK, _HOOK, _SANDBOX})
+_MAX_SEEN_TYPES = 16
+_MAX_SEEN_TYPE_LENGTH = 64
+#: Failed calls remembered for linking their retries, and refused calls for pairing the failure a
+#: runtime may report after a refusal: each at most this many, in all turns together (least recent first).
+MAX_REMEMBERED_CALLS = 10_000
 #: Seed fields that the span itself carries, so span events need not repeat them.
 _ENVELOPE_FIELDS = frozenset({"event_type", "timestamp", "agent_id", "turn_id", "session_id", "tool_name"})
 _CONTENT_FIELDS = ("prompt_preview", "content_preview", "arguments_preview", "result_preview")
@@ -226,6 +240,9 @@ class CollectorStats:
     tool_spans: int = 0
     spans_unsampled: int = 0
     calls_evicted: int = 0
+    home_turns_evicted: int = 0
+    failures_forgotten: int = 0
+    refusals_forgotten: int = 0
     rule_matches: int = 0
     bad_timestamps: int = 0
     internal_errors: int = 0
@@ -284,15 +301,49 @@ class _Turn:
     last_seen: float
     pending: dict[str, list[_Call]] = field(default_factory=dict)
     open: dict[str, list[_Call]] = field(default_factory=dict)
-    failed: dict[str, _Call] = field(default_factory=dict)
-    #: The last refused call of each tool: a runtime may report the refusal again as a failure.
-    refused: dict[str, _Call] = field(default_factory=dict)
     calls: int = 0
     agent_name: str | None = None
 
 
+class _Refused:
+    """What is kept of a refused call: a runtime may report the refusal again as a failure."""
+
+    __slots__ = ("classification", "governance", "span_id", "trace_id")
+
+    def __init__(self, call: _Call) -> None:
+        self.trace_id = call.trace_id
+        self.span_id = call.span_id
+        self.governance = call.governance
+        self.classification = call.classification
+
+
 class SpanCollector:
     """Turns audit events into spans, span events / log records and canonical records.
+
+    Every structure it keeps has a bound (``state_sizes()`` reports them):
+
+    =================================  ==========================  =====================================
+    structure                          bound                       when full
+    =================================  ==========================  =====================================
+    open turns, and the homes of       ``max_open_turns``          the least recently active is ended
+    events without a turn (together)   (10,000)                    (``auditspan.turn.incomplete=evicted``)
+    latest turn per (session, agent)   at most the open turns      leaves with its turn
+    unfinished calls of one turn       ``max_calls_per_turn``      one is ended
+                                       (1,024)                     (``auditspan.tool.incomplete=evicted``)
+    unfinished calls of all turns      ``max_open_calls``          the oldest is ended (same marker)
+                                       (100,000)
+    span events held by a call not     one per governing event     a new call
+    yet attempted                      type (6)
+    event types a call remembers       6 + 16 others of <= 64 ch.  not remembered
+    failed calls (retry links)         ``MAX_REMEMBERED_CALLS``    the least recent is forgotten: its
+                                       (10,000)                    retry counts from attempt 1, unlinked
+    refused calls (a later failure     ``MAX_REMEMBERED_CALLS``    the least recent is forgotten: a later
+    report is the same call)           (10,000)                    failure report becomes a call of its own
+    =================================  ==========================  =====================================
+
+    Evictions are counted in ``stats`` (``turns_evicted``, ``home_turns_evicted``,
+    ``calls_evicted``, ``failures_forgotten``, ``refusals_forgotten``) and logged
+    once per episode; they never cost an audit record.
 
     Args:
         tracer_provider: where spans go; the global provider when None.
@@ -307,7 +358,8 @@ class SpanCollector:
             string (an object with ``capture``, ``scrub`` and ``redact_value``).
         rules: a behavioural-rule engine (``observe(record) -> matches``).
         ids: ``RandomIds()`` (default) or ``DeterministicIds()`` for replays.
-        max_open_turns, max_calls_per_turn, stale_turn_after_s: state bounds.
+        max_open_turns, max_calls_per_turn, max_open_calls, stale_turn_after_s: state bounds
+            (the table above).
         max_attribute_length: strings auditspan puts on spans are cut to this
             many characters, the cut marked ``…[truncated N chars]`` (default:
             ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
@@ -332,6 +384,7 @@ class SpanCollector:
         ids: RandomIds | DeterministicIds | None = None,
         max_open_turns: int = 10_000,
         max_calls_per_turn: int = 1_024,
+        max_open_calls: int = 100_000,
         stale_turn_after_s: float = 3_600.0,
         flush_timeout_s: float = 10.0,
         max_attribute_length: int | None = None,
@@ -341,6 +394,7 @@ class SpanCollector:
         for name, value in (
             ("max_open_turns", max_open_turns),
             ("max_calls_per_turn", max_calls_per_turn),
+            ("max_open_calls", max_open_calls),
             ("stale_turn_after_s", stale_turn_after_s),
             ("flush_timeout_s", flush_timeout_s),
         ):
@@ -367,11 +421,19 @@ class SpanCollector:
         self._ids = ids or RandomIds()
         self._max_open_turns = max_open_turns
         self._max_calls_per_turn = max_calls_per_turn
+        self._max_open_calls = max_open_calls
         self._stale_after = stale_turn_after_s
         self._flush_timeout_ms = int(flush_timeout_s * 1000)
         self._max_length = max_attribute_length or _attribute_length_limit()
         self._turns: OrderedDict[tuple[str | None, str | None, str | None], _Turn] = OrderedDict()
         self._latest: dict[tuple[str | None, str | None], tuple[str | None, str | None, str | None]] = {}
+        #: Every unfinished call (pending or open), oldest first, with its turn: the global call bound.
+        self._unfinished: OrderedDict[_Call, _Turn] = OrderedDict()
+        #: (turn key, tool) -> (trace id, span id, attempt) of its last failed call, for the retry's link.
+        self._failed: OrderedDict[tuple[Any, str], tuple[int, int, int]] = OrderedDict()
+        #: (turn key, tool) -> its last refused call.
+        self._refused: OrderedDict[tuple[Any, str], _Refused] = OrderedDict()
+        self._bounds = BoundReport(_logger)
         self._lock = threading.RLock()
         self._position = 0
         self._closed = False
@@ -487,6 +549,31 @@ class SpanCollector:
     def open_turns(self) -> int:
         """How many turns are open now (bounded by ``max_open_turns``)."""
         return sum(1 for turn in self._turns.values() if turn.span is not None)
+
+    def state_sizes(self) -> dict[str, int]:
+        """The size of every structure the collector keeps, to watch against its bound (see the class).
+
+        ``turns`` counts open turns and homes of events without a turn together
+        (``max_open_turns``); ``unfinished_calls`` the calls pending or open in
+        all turns (``max_open_calls``), ``max_calls_in_a_turn`` the most in one
+        (``max_calls_per_turn``). Takes the lock and walks the turns: for
+        monitoring, not for every event.
+        """
+        with self._lock:
+            turns = list(self._turns.values())
+            calls = [c for t in turns for same in (*t.pending.values(), *t.open.values()) for c in same]
+            return {
+                "turns": len(turns),
+                "home_turns": sum(1 for t in turns if t.span is None),
+                "latest": len(self._latest),
+                "unfinished_calls": len(self._unfinished),
+                "calls_in_turns": len(calls),
+                "max_calls_in_a_turn": max((t.calls for t in turns), default=0),
+                "held_span_events": sum(len(c.events) for c in calls),
+                "max_seen_types": max((len(c.seen) for c in calls), default=0),
+                "failed_remembered": len(self._failed),
+                "refused_remembered": len(self._refused),
+            }
 
     # ----------------------------------------------------------------- inputs
     def _fields_of(self, event: Any) -> tuple[dict[str, Any], int, str | None]:
@@ -760,11 +847,23 @@ class SpanCollector:
         self._turns[key] = turn
         self._latest[(session_id, agent_id)] = key
         self.stats.turns_started += 1
+        self._enforce_turn_bound()
+        return turn
+
+    def _enforce_turn_bound(self) -> None:
+        """End the least recently active turns (or homes of events without a turn) beyond the bound."""
         while len(self._turns) > self._max_open_turns:
             oldest = next(iter(self._turns.values()))
-            self.stats.turns_evicted += 1
+            if oldest.span is None:
+                self.stats.home_turns_evicted += 1
+            else:
+                self.stats.turns_evicted += 1
+            self._bounds.hit(
+                "open turns",
+                f"max_open_turns={self._max_open_turns}: the least recently active turn is ended "
+                f'({attr.TURN_INCOMPLETE}="evicted")',
+            )
             self._end_turn(oldest, oldest.last_ns, incomplete="evicted")
-        return turn
 
     def _turn_for(self, fields: dict[str, Any], ts: int) -> _Turn:
         """The turn an event belongs to (see the module doc for events without one)."""
@@ -785,6 +884,7 @@ class SpanCollector:
                 if turn is None:
                     turn = _Turn(key, None, None, 0, 0, agent_id, session_id, None, ts, ts, time.monotonic())
                     self._turns[key] = turn
+                    self._enforce_turn_bound()  # homes count against max_open_turns like turns
         turn.last_seen = time.monotonic()
         turn.last_ns = max(turn.last_ns, ts)
         self._turns.move_to_end(turn.key)
@@ -878,16 +978,26 @@ class SpanCollector:
         )
         call.classification = self._classify(tool_name, "", metadata)
         turn.calls += 1
+        unfinished = self._unfinished
+        unfinished[call] = turn
         if turn.calls > self._max_calls_per_turn:
             self._evict_one_call(turn)
+        if len(unfinished) > self._max_open_calls:
+            # The oldest unfinished call of any turn (never the new one: it is last).
+            oldest, its_turn = next(iter(unfinished.items()))
+            self._evict_call(its_turn, oldest, f"max_open_calls={self._max_open_calls}")
         return call
 
     def _evict_one_call(self, turn: _Turn) -> None:
         for calls in list(turn.pending.values()) + list(turn.open.values()):
             if calls:
-                self.stats.calls_evicted += 1
-                self._finish_unended_call(turn, calls[0], turn.last_ns)
+                self._evict_call(turn, calls[0], f"max_calls_per_turn={self._max_calls_per_turn}")
                 return
+
+    def _evict_call(self, turn: _Turn, call: _Call, bound: str) -> None:
+        self.stats.calls_evicted += 1
+        self._bounds.hit("unfinished tool calls", f'{bound}: one is ended ({attr.TOOL_INCOMPLETE}="evicted")')
+        self._finish_unended_call(turn, call, turn.last_ns, evicted=True)
 
     def _find(
         self, calls_by_tool: dict[str, list[_Call]], fields: dict[str, Any], *, fresh: bool = False
@@ -962,10 +1072,21 @@ class SpanCollector:
         record = self._call_record(ev, call, governance=record_governance)
         if call.refused:
             self._remove(turn.pending, call)
-            turn.refused[call.tool_name] = call
             outcome = attr.OUTCOME_BLOCKED if event_type == _LOOP_BLOCK else attr.OUTCOME_DENIED
             self._start_call_span(turn, call, fields)
             self._end_call(turn, call, ts, outcome=outcome, fields=fields)
+            refused = self._refused
+            key = (turn.key, call.tool_name)
+            refused.pop(key, None)  # the latest refusal goes last
+            refused[key] = _Refused(call)
+            if len(refused) > MAX_REMEMBERED_CALLS:
+                refused.popitem(last=False)
+                self.stats.refusals_forgotten += 1
+                self._bounds.hit(
+                    "refused calls remembered",
+                    f"{MAX_REMEMBERED_CALLS}: the least recent is forgotten (a failure reported for it "
+                    "later becomes a call of its own)",
+                )
         return record
 
     def _on_attempt(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
@@ -975,10 +1096,11 @@ class SpanCollector:
             self._remove(turn.pending, call)
         else:
             call = self._new_call(turn, fields, ts)
-        previous = turn.failed.pop(call.tool_name, None)
+        previous = self._failed.pop((turn.key, call.tool_name), None) if self._failed else None
         if previous is not None:
-            call.attempt = previous.attempt + 1
-            call.links.append(Link(SpanContext(previous.trace_id, previous.span_id, False, TraceFlags(1))))
+            failed_trace, failed_span, failed_attempt = previous
+            call.attempt = failed_attempt + 1
+            call.links.append(Link(SpanContext(failed_trace, failed_span, False, TraceFlags(1))))
         attempt = fields["metadata"].get("attempt")
         if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt > 0:
             call.attempt = attempt
@@ -1036,7 +1158,11 @@ class SpanCollector:
         fields, ts = ev.fields, ev.ts
         call = self._find(turn.open, fields, fresh=True)
         if call is not None:
-            call.seen.add(fields["event_type"])
+            event_type = fields["event_type"]
+            if event_type in _TRACKED_TYPES or (
+                len(call.seen) < _MAX_SEEN_TYPES and len(event_type) <= _MAX_SEEN_TYPE_LENGTH
+            ):
+                call.seen.add(event_type)
         else:
             call = self._pending_call(turn, fields, ts)
             call.seen.add(fields["event_type"])
@@ -1056,7 +1182,7 @@ class SpanCollector:
 
     def _on_call_end(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
-        refused = turn.refused.pop(fields["tool_name"], None)
+        refused = self._refused.pop((turn.key, fields["tool_name"]), None) if self._refused else None
         if (
             refused is not None
             and fields["event_type"] == _FAILURE
@@ -1065,7 +1191,14 @@ class SpanCollector:
         ):
             # The successor runtime follows a denial or loop block with a failure
             # (ToolPolicyViolation / ToolLoopError): that is the refused call, not a new one.
-            return self._call_record(ev, refused)
+            return self._record(
+                ev,
+                refused.trace_id,
+                refused.span_id,
+                _AGENT_ACTION,
+                governance=refused.governance,
+                classification=refused.classification,
+            )
         call = self._find(turn.open, fields)
         if call is not None:
             self._remove(turn.open, call)
@@ -1085,20 +1218,31 @@ class SpanCollector:
         self._end_call(
             turn, call, ts, outcome=attr.OUTCOME_FAILURE if failed else attr.OUTCOME_SUCCESS, fields=fields
         )
+        remembered = self._failed
+        key = (turn.key, call.tool_name)
         if failed:
-            turn.failed[call.tool_name] = call
-        else:
-            turn.failed.pop(call.tool_name, None)
+            remembered.pop(key, None)  # the latest failure goes last
+            remembered[key] = (call.trace_id, call.span_id, call.attempt)
+            if len(remembered) > MAX_REMEMBERED_CALLS:
+                remembered.popitem(last=False)
+                self.stats.failures_forgotten += 1
+                self._bounds.hit(
+                    "failed calls remembered",
+                    f"{MAX_REMEMBERED_CALLS}: the least recent is forgotten (its retry counts from "
+                    "attempt 1, without a link)",
+                )
+        elif remembered:
+            remembered.pop(key, None)
         return record
 
-    def _finish_unended_call(self, turn: _Turn, call: _Call, ts: int) -> None:
+    def _finish_unended_call(self, turn: _Turn, call: _Call, ts: int, *, evicted: bool = False) -> None:
         if call.span is None:
             self._remove(turn.pending, call)
             self._start_call_span(turn, call, None)
-            self._end_call(turn, call, ts, outcome=attr.OUTCOME_NOT_ATTEMPTED, fields=None)
+            self._end_call(turn, call, ts, outcome=attr.OUTCOME_NOT_ATTEMPTED, fields=None, evicted=evicted)
         else:
             self._remove(turn.open, call)
-            self._end_call(turn, call, ts, outcome=attr.OUTCOME_INCOMPLETE, fields=None)
+            self._end_call(turn, call, ts, outcome=attr.OUTCOME_INCOMPLETE, fields=None, evicted=evicted)
 
     def _start_call_span(self, turn: _Turn, call: _Call, fields: dict[str, Any] | None) -> None:
         attributes: dict[str, Any] = {
@@ -1151,13 +1295,23 @@ class SpanCollector:
         call.events.clear()
 
     def _end_call(
-        self, turn: _Turn, call: _Call, ts: int, *, outcome: str, fields: dict[str, Any] | None
+        self,
+        turn: _Turn,
+        call: _Call,
+        ts: int,
+        *,
+        outcome: str,
+        fields: dict[str, Any] | None,
+        evicted: bool = False,
     ) -> None:
         span = call.span
         assert span is not None
         attributes: dict[str, Any] = {attr.TOOL_OUTCOME: outcome}  # set at once: one lock, one check
         status = None
         turn.calls = max(0, turn.calls - 1)
+        self._unfinished.pop(call, None)
+        if evicted:
+            attributes[attr.TOOL_INCOMPLETE] = "evicted"
         if fields is not None and fields["event_type"] == _COMPLETE:
             if fields.get("status"):
                 attributes[attr.TOOL_STATUS] = self._text(fields["status"])
@@ -1182,7 +1336,12 @@ class SpanCollector:
             status = Status(StatusCode.ERROR, self._text(f"{outcome} by {source}" if source else outcome))
         elif outcome == attr.OUTCOME_INCOMPLETE:
             attributes[attr.ERROR_TYPE] = attr.ERROR_TYPE_TOOL_INCOMPLETE
-            status = Status(StatusCode.ERROR, "tool call did not complete before its turn ended")
+            status = Status(
+                StatusCode.ERROR,
+                "tool call evicted before it completed (state bound)"
+                if evicted
+                else "tool call did not complete before its turn ended",
+            )
         span.set_attributes(attributes)
         if status is not None:
             span.set_status(status)

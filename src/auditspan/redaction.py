@@ -784,9 +784,10 @@ class Redactor:
             and not any(p.search(normalized) for p in self._non_sensitive)
         )
         kind = _kind_from_key(name) if sensitive else None
-        if len(cache) >= 4096:
-            cache.clear()
-        cache[key] = kind
+        if len(key) <= _SCRUB_MEMO_LENGTH:  # bounded in count and in size: 4,096 keys of <= 256 chars
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = kind
         return kind
 
     def _token(self, found: re.Match[str], text: str, kind: str, ok: bool) -> _Outcome:

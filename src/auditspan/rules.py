@@ -54,6 +54,10 @@ Semantics (decided here, tested in ``tests/test_rules.py``):
 * **Memory is bounded**: at most ``max_sessions`` sessions are tracked (least
   recently used dropped first), each with at most ``max_triggers_per_session``
   pending triggers (oldest dropped first) and as many remembered event ids.
+  What a bound drops is counted (``evictions()``: ``sessions_evicted``,
+  ``triggers_dropped``, ``ids_forgotten``) and logged once per episode: a
+  dropped trigger can no longer fire, a forgotten id lets a record observed
+  again fire again.
   A trigger is dropped once a later record of its own session is past its
   window (never by another session's clock: sessions may lag one another), and
   sessions left with no pending trigger are swept periodically.
@@ -63,6 +67,7 @@ Semantics (decided here, tested in ``tests/test_rules.py``):
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -72,6 +77,7 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any, Final
 
+from auditspan._bounded import BoundReport
 from auditspan.classification import ConfigDocument, ConfigError, read_config
 from auditspan.events import timestamp_to_ns
 from auditspan.governance import DECISION_PRIORITY, normalize_decision
@@ -394,6 +400,8 @@ def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_logger = logging.getLogger("auditspan.rules")
+
 _SWEEP_EVERY: Final = 1024
 _SWEEP_MAX: Final = 64
 
@@ -431,6 +439,10 @@ class RuleEngine:
         self._sessions: OrderedDict[object, _Session] = OrderedDict()
         self._lock = fork_safe_lock()
         self._observed = 0
+        self._sessions_evicted = 0
+        self._triggers_dropped = 0
+        self._ids_forgotten = 0
+        self._bounds = BoundReport(_logger)
 
     @property
     def rules(self) -> tuple[BehaviourRule, ...]:
@@ -438,12 +450,25 @@ class RuleEngine:
         return self._rules
 
     def stats(self) -> dict[str, int]:
-        """Memory in use: ``{"sessions": ..., "triggers": pending triggers, "seen_ids": remembered ids}``."""
+        """Memory in use: ``{"sessions": ..., "triggers": pending triggers, "seen_ids": remembered ids}``.
+
+        At most ``max_sessions`` sessions, each with at most ``max_triggers_per_session``
+        triggers and as many ids (``evictions()`` counts what the bounds dropped).
+        """
         with self._lock:
             return {
                 "sessions": len(self._sessions),
                 "triggers": sum(len(s.triggers) for s in self._sessions.values()),
                 "seen_ids": sum(len(s.seen) for s in self._sessions.values()),
+            }
+
+    def evictions(self) -> dict[str, int]:
+        """What the memory bounds dropped: ``sessions_evicted``, ``triggers_dropped``, ``ids_forgotten``."""
+        with self._lock:
+            return {
+                "sessions_evicted": self._sessions_evicted,
+                "triggers_dropped": self._triggers_dropped,
+                "ids_forgotten": self._ids_forgotten,
             }
 
     def observe(self, record: Mapping[str, Any]) -> list[RuleMatch]:
@@ -494,6 +519,11 @@ class RuleEngine:
                     session.seen[event_id] = None
                     if len(session.seen) > self._max_triggers:
                         session.seen.popitem(last=False)
+                        self._ids_forgotten += 1
+                        self._bounds.hit(
+                            "rule engine: event ids remembered per session",
+                            f"max_triggers_per_session={self._max_triggers}: the oldest is forgotten",
+                        )
                 session.high_ns = max(session.high_ns, ts_ns)
                 self._prune(session)
             matches: list[RuleMatch] = []
@@ -531,6 +561,12 @@ class RuleEngine:
                     continue  # already past its window: it could never match
                 if session is None:
                     session = self._new_session(key, ts_ns, event_id)
+                if len(session.triggers) >= self._max_triggers:  # the deque drops its oldest
+                    self._triggers_dropped += 1
+                    self._bounds.hit(
+                        "rule engine: pending triggers per session",
+                        f"max_triggers_per_session={self._max_triggers}: the oldest trigger is dropped",
+                    )
                 session.triggers.append(
                     _Trigger(rule, index, ts_ns, expires, event_id, span_id, timestamp, rtype, target)
                 )
@@ -544,6 +580,12 @@ class RuleEngine:
         self._sessions[key] = session
         while len(self._sessions) > self._max_sessions:
             self._sessions.popitem(last=False)  # least recently used
+            self._sessions_evicted += 1
+            self._bounds.hit(
+                "rule engine: sessions",
+                f"max_sessions={self._max_sessions}: the least recently active session's triggers "
+                "are dropped",
+            )
         return session
 
     def _prune(self, session: _Session) -> None:

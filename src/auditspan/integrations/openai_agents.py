@@ -59,7 +59,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -82,6 +82,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "auditspan.integrations.openai_agents needs the OpenAI Agents SDK: pip install openai-agents"
     ) from exc
 
+from .._bounded import BoundReport
 from ..context import find_span_collector, span_context_for
 from ..emitter import PREVIEW_LIMIT, AuditEmitter, new_turn_id
 from ..events import (
@@ -106,6 +107,10 @@ _logger = logging.getLogger(__name__)
 TOOL_ERROR_TYPE = "ToolError"
 #: How many SDK spans the processor tracks at once (a bound, should spans never end).
 _MAX_OPEN_SPANS = 100_000
+#: How many SDK traces (their session and pending handoff) it tracks at once.
+_MAX_OPEN_TRACES = 10_000
+#: Metadata key on the ``turn_end`` written early for an agent span evicted by ``_MAX_OPEN_SPANS``.
+EVICTED_KEY = "auditspan.evicted"
 
 
 def _now() -> str:
@@ -155,7 +160,6 @@ class _TraceState:
     session_id: str | None
     #: The turn that handed off, and to whom: the receiving agent's turn becomes its child.
     handoff: tuple[str, SpanContext | None] | None = None
-    turns: list[_TurnState] = field(default_factory=list)
 
 
 class AuditSpanProcessor(TracingProcessor):
@@ -171,6 +175,15 @@ class AuditSpanProcessor(TracingProcessor):
         max_sessions: how many per-session emitters are kept.
 
     Every method catches its own failures: tracing never breaks a run.
+
+    Bounded state: at most ``max_sessions`` emitters (least recently used
+    dropped: nothing is lost, one is made again), 100,000 SDK spans not yet
+    ended (the oldest is forgotten: an agent span's ``turn_end`` is written at
+    once with ``metadata["auditspan.evicted"]``; a function span's records are
+    still written when it ends, outside its turn if that was forgotten too) and
+    10,000 traces not yet ended (the oldest forgotten: its later turns use the
+    default session). ``spans_evicted`` / ``traces_evicted`` count them; each
+    episode is logged once.
     """
 
     def __init__(
@@ -194,9 +207,12 @@ class AuditSpanProcessor(TracingProcessor):
         self._emitters: OrderedDict[str | None, AuditEmitter] = OrderedDict()
         self._max_sessions = max_sessions
         self._spans: OrderedDict[str, _SpanInfo] = OrderedDict()
-        self._traces: dict[str, _TraceState] = {}
+        self._traces: OrderedDict[str, _TraceState] = OrderedDict()
         self._lock = threading.RLock()
         self._error_logged = False
+        self.spans_evicted = 0
+        self.traces_evicted = 0
+        self._bounds = BoundReport(_logger)
 
     # ------------------------------------------------------------------ the SDK's interface
     def on_trace_start(self, trace: Trace) -> None:
@@ -207,6 +223,12 @@ class AuditSpanProcessor(TracingProcessor):
                 self._traces[trace.trace_id] = _TraceState(
                     session_id=group_id if isinstance(group_id, str) and group_id else self._session_id
                 )
+                if len(self._traces) > _MAX_OPEN_TRACES:
+                    self._traces.popitem(last=False)
+                    self.traces_evicted += 1
+                    self._bounds.hit(
+                        "OpenAI Agents traces", f"{_MAX_OPEN_TRACES} not ended: the oldest is forgotten"
+                    )
         except Exception as exc:
             self._failed(exc)
 
@@ -368,14 +390,21 @@ class AuditSpanProcessor(TracingProcessor):
                 otel_context.detach(token)
         if self._span_collector is not None:
             turn.span_context = span_context_for(self._span_collector, turn.session_id, turn.turn_id)
-        if trace_state is not None:
-            trace_state.turns.append(turn)
         return turn
 
     def _on_end(self, span: Span[Any]) -> None:
         info = self._spans.pop(span.span_id, None)
         data = span.span_data
         ended = span.ended_at or _now()
+        if info is None and isinstance(data, FunctionSpanData):
+            # Forgotten (the open-span bound): its records are still written, in the turn if known.
+            info = _SpanInfo(kind=data.type, parent_id=span.parent_id, trace_id=span.trace_id)
+            info.call = _CallState(
+                name=data.name,
+                call_id=span.span_id,
+                turn=self._enclosing_turn(span.parent_id),
+                started_at=span.started_at or ended,
+            )
         if info is not None and info.call is not None:
             self._end_call(info.call, span, ended)
         elif info is not None and info.turn is not None:
@@ -556,7 +585,21 @@ class AuditSpanProcessor(TracingProcessor):
     def _remember(self, span_id: str, info: _SpanInfo) -> None:
         self._spans[span_id] = info
         while len(self._spans) > _MAX_OPEN_SPANS:
-            self._spans.popitem(last=False)
+            _, evicted = self._spans.popitem(last=False)
+            self.spans_evicted += 1
+            self._bounds.hit("OpenAI Agents spans", f"{_MAX_OPEN_SPANS} not ended: the oldest is forgotten")
+            turn = evicted.turn
+            if turn is not None:  # its turn_end now, marked, rather than never
+                turn.emitter.emit(
+                    TurnEndEvent(
+                        timestamp=_now(),
+                        agent_id=turn.agent,
+                        turn_id=turn.turn_id,
+                        content_preview=_cut(turn.content),
+                        function_calls_count=turn.calls,
+                        metadata={EVICTED_KEY: "open span bound"},
+                    )
+                )
 
     def _failed(self, exc: BaseException) -> None:
         if not self._error_logged:
