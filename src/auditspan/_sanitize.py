@@ -18,6 +18,7 @@ All helpers catch ``Exception`` (never ``BaseException``: Ctrl-C still works).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -31,11 +32,13 @@ __all__ = [
     "INT64_MIN",
     "KEEP",
     "MAX_DEPTH_MARKER",
+    "PREVIEW_LIMIT",
     "TRUNCATED_KEY",
     "AttributeValue",
     "attribute_value",
     "clean_str",
     "json_safe",
+    "preview",
     "truncate",
     "truncation_suffix",
 ]
@@ -498,3 +501,289 @@ def attribute_value(value: Any, *, max_length: int | None = None, max_items: int
         return _limit(clean_str(value), max_length)
     except Exception:
         return _limit(_unrepresentable(value), max_length)
+
+
+# --------------------------------------------------------------------------- previews
+
+#: Previews (prompt, reply, arguments, result) are cut to this many characters, as in the seed system.
+PREVIEW_LIMIT: Final = 200
+
+#: Ints beyond this many bits are shown as ``<int of N bits>`` (Python refuses to print them anyway).
+_PREVIEW_INT_BITS: Final = 14_000
+#: Builtin types whose ``repr`` is short whatever the value.
+_SHORT_REPR: Final = (float, complex, range, memoryview, type(None), type(Ellipsis), type(NotImplemented))
+_EMPTY_SETS: Final = {set: "set()", frozenset: "frozenset()"}
+
+
+def _dataclass_fields(value: object) -> tuple[str, ...] | None:
+    """The fields a dataclass's generated ``__repr__`` shows, or None (not one, or its own ``__repr__``)."""
+    kind = type(value)
+    params = getattr(kind, "__dataclass_params__", None)
+    if params is None or not params.repr or not hasattr(kind.__repr__, "__wrapped__"):
+        return None  # the generated __repr__ is wrapped (recursion guard); a hand-written one is not
+    return tuple(f.name for f in dataclasses.fields(value) if f.repr)  # type: ignore[arg-type]
+
+
+def _namedtuple_fields(value: tuple[Any, ...]) -> tuple[str, ...] | None:
+    """The fields of a namedtuple whose ``__repr__`` is the generated one, else None."""
+    kind = type(value)
+    for base in kind.__mro__:
+        if "_fields" in base.__dict__:
+            fields = base.__dict__["_fields"]
+            ok = kind.__repr__ is base.__dict__.get("__repr__") and isinstance(fields, tuple)
+            return fields if ok else None
+    return None
+
+
+class _Preview:
+    """One preview: the text so far and a stack of what is still to show (no recursion: see ``preview``)."""
+
+    __slots__ = ("limit", "on_path", "parts", "size", "stack")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+        self.on_path: set[int] = set()
+        # Entries: ("t", text) to show, ("v", value) to render, ("i", items, first, key_value) the rest of a
+        # container's items, ("x", id) a container that is finished (its id leaves the path).
+        self.stack: list[tuple[Any, ...]] = []
+
+    def put(self, text: str) -> None:
+        room = self.limit - self.size
+        if room > 0:
+            piece = text[:room]
+            self.parts.append(piece)
+            self.size += len(piece)
+
+    def run(self, value: Any, *, top_as_str: bool) -> str:
+        if top_as_str and not _walkable(value) and not isinstance(value, (bytes, bytearray)):
+            self.put(_own_text(value, str))
+        else:
+            self.stack.append(("v", value))
+        steps = 0
+        # Each step shows at least a separator or a bracket, so this ends long before the cap; the cap
+        # only guards against containers whose iteration misbehaves.
+        while self.stack and self.size < self.limit and steps < 8 * self.limit + 64:
+            steps += 1
+            entry = self.stack.pop()
+            tag = entry[0]
+            if tag == "t":
+                self.put(entry[1])
+            elif tag == "v":
+                self.value(entry[1])
+            elif tag == "x":
+                self.on_path.discard(entry[1])
+            else:
+                self.items(entry)
+        return "".join(self.parts)
+
+    def items(self, entry: tuple[Any, ...]) -> None:
+        _, items, first, key_value = entry
+        try:
+            item: Any = next(items, _END)
+        except Exception:
+            self.put("…")
+            return
+        if item is _END:
+            return
+        self.stack.append(("i", items, False, key_value))
+        if key_value is None:
+            self.stack.append(("v", item))
+        elif key_value == "":  # a mapping's (key, value)
+            self.stack += [("v", item[1]), ("t", ": "), ("v", item[0])]
+        else:  # a field of a dataclass or namedtuple: (name, value)
+            self.stack += [("v", item[1]), ("t", f"{item[0]}=")]
+        if not first:
+            self.stack.append(("t", ", "))
+
+    def open(self, value: Any, head: str, tail: str, items: Any, key_value: str | None) -> None:
+        ident = id(value)
+        if ident in self.on_path:
+            self.put(head + "..." + tail)
+            return
+        self.on_path.add(ident)
+        self.put(head)
+        self.stack += [("x", ident), ("t", tail), ("i", iter(items), True, key_value)]
+
+    def value(self, value: Any) -> None:
+        kind: Any = type(value)
+        if kind is str:
+            self.put(repr(value[: self.limit - self.size + 1]))  # cut before repr: bounded
+        elif kind is int or kind is bool:
+            small = kind is bool or value.bit_length() <= _PREVIEW_INT_BITS
+            self.put(repr(value) if small else _int_bits(value))
+        elif isinstance(value, _SHORT_REPR):
+            self.put(_own_text(value, repr))
+        elif isinstance(value, (bytes, bytearray)):
+            cut = value[: self.limit - self.size + 1]
+            if kind is bytes or kind is bytearray or kind.__repr__ in (bytes.__repr__, bytearray.__repr__):
+                text = repr(bytes(cut))
+                self.put(text if isinstance(value, bytes) else f"{kind.__name__}({text})")
+            else:
+                self.put(_own_text(value, repr))
+        elif not self.container(value, kind):
+            self.put(_own_text(value, repr))
+
+    def container(self, value: Any, kind: Any) -> bool:
+        """Render a builtin container (or a dataclass / namedtuple); False for anything else."""
+        if isinstance(value, dict):
+            if kind.__repr__ is dict.__repr__:
+                self.open(value, "{", "}", dict.items(value), "")
+            else:  # OrderedDict, defaultdict, Counter, ...: the type, then the items as a dict shows them
+                self.put(kind.__name__ + "(")
+                self.stack.append(("t", ")"))
+                self.open(value, "{", "}", dict.items(value), "")
+            return True
+        if isinstance(value, list):
+            head, tail = ("[", "]") if kind.__repr__ is list.__repr__ else (kind.__name__ + "([", "])")
+            self.open(value, head, tail, list.__iter__(value), None)
+            return True
+        if isinstance(value, tuple):
+            fields = _namedtuple_fields(value) if kind is not tuple else None
+            if fields is not None:
+                pairs = zip(fields, tuple.__iter__(value), strict=False)
+                self.open(value, kind.__name__ + "(", ")", pairs, "=")
+            elif kind is tuple or kind.__repr__ is tuple.__repr__:
+                self.open(value, "(", ",)" if len(value) == 1 else ")", tuple.__iter__(value), None)
+            else:
+                self.put(_own_text(value, repr))
+            return True
+        if isinstance(value, (set, frozenset)):
+            base: Any = set if isinstance(value, set) else frozenset
+            name = "set" if kind is set else kind.__name__
+            if kind.__repr__ is not base.__repr__:
+                self.put(_own_text(value, repr))
+            elif not value:
+                self.put(_EMPTY_SETS[kind] if kind in _EMPTY_SETS else name + "()")
+            elif kind is set:
+                self.open(value, "{", "}", base.__iter__(value), None)
+            else:
+                self.open(value, name + "({", "})", base.__iter__(value), None)
+            return True
+        if isinstance(value, deque):
+            maxlen = value.maxlen
+            tail = "])" if maxlen is None else f"], maxlen={maxlen})"
+            self.open(value, kind.__name__ + "([", tail, deque.__iter__(value), None)
+            return True
+        fields = _dataclass_fields(value) if not isinstance(value, type) else None
+        if fields is not None:
+            named = ((name, getattr(value, name, None)) for name in fields)
+            self.open(value, kind.__qualname__ + "(", ")", named, "=")
+            return True
+        return False
+
+
+_END: Final = object()
+
+
+def _walkable(value: Any) -> bool:
+    """Whether ``preview`` shows ``value`` itself rather than calling its ``__str__``."""
+    kind: Any = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return True
+    if isinstance(value, (dict, list, tuple, set, frozenset, deque)):
+        return kind.__str__ is object.__str__ or kind.__str__ in (
+            dict.__str__,
+            list.__str__,
+            tuple.__str__,
+            set.__str__,
+            frozenset.__str__,
+            deque.__str__,
+        )
+    return _dataclass_fields(value) is not None and kind.__str__ is object.__str__
+
+
+def _small(value: Any, limit: int) -> bool:
+    """Whether ``value`` is a few plain values whose whole ``str()`` is cheap (at most 64 nodes)."""
+    todo = [value]
+    nodes = 0
+    while todo:
+        item = todo.pop()
+        nodes += 1
+        if nodes > 64:
+            return False
+        kind = type(item)
+        if kind is str or kind is bytes:
+            if len(item) > limit:
+                return False
+        elif kind is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif kind is dict:
+            if len(item) > 64:
+                return False
+            todo += item.keys()
+            todo += item.values()
+        elif kind is list or kind is tuple:
+            if len(item) > 64:
+                return False
+            todo += item
+        elif not (item is None or kind is bool or kind is float):
+            return False
+    return True
+
+
+def _int_bits(value: int) -> str:
+    return f"<int of {value.bit_length()} bits>"
+
+
+def _own_text(value: Any, how: Callable[[Any], str]) -> str:
+    """``str(value)`` / ``repr(value)``: the object's own method, guarded (its cost is its own)."""
+    try:
+        text = how(value)
+    except Exception:  # RecursionError included
+        return _unrepresentable(value)
+    return text if type(text) is str else _unrepresentable(value)
+
+
+def preview(value: Any, limit: int = PREVIEW_LIMIT, *, as_repr: bool = False) -> str:
+    """``str(value)[:limit]`` (``repr`` with ``as_repr``), at a cost bounded by ``limit``. Never raises.
+
+    The one function every preview goes through (arguments, results, prompts,
+    replies, events that are not events). Like ``reprlib``, it walks only as
+    much of a value as the preview shows:
+
+    * a ``str`` is cut before anything else (``repr`` of a nested string is the
+      ``repr`` of its cut head, so its quotes may differ from the whole string's);
+      ``bytes`` / ``bytearray`` likewise;
+    * ``dict``, ``list``, ``tuple``, ``set``, ``frozenset``, ``deque``, their
+      subclasses, namedtuples and dataclasses (with the generated ``__repr__``)
+      are walked item by item, without recursion (any depth, any size, cycles
+      shown ``[...]`` as Python does), and the walk stops when the preview is full;
+      what comes out is what ``str()`` would show, up to ``limit`` characters
+      (a subclass that overrides ``__repr__`` shows as ``Name({...})``);
+    * ints of more than 14,000 bits show as ``<int of N bits>``;
+    * any other object's own ``__str__`` (at the top) or ``__repr__`` (inside a
+      container) is called -- once per object shown, and at most about
+      ``limit / 2`` objects are shown -- guarded (an exception, a recursion
+      error or a non-string result gives ``<unrepresentable TYPE>``) and its
+      result cut. Its own cost is its own: a user ``__repr__`` that is slow or
+      builds a huge string costs what it costs, because for user types that is
+      the only faithful text there is; builtin containers, which hold the
+      arguments of almost every call, are never stringified whole.
+
+    The result holds at most ``limit`` characters and encodes to UTF-8 (lone
+    surrogates become U+FFFD).
+
+    Example::
+
+        >>> preview({"query": "x" * 10**8}, 20)       # walks one item, cuts its string first
+        "{'query': 'xxxxxxxxx"
+        >>> preview([[1, 2], {"k": (3,)}]) == str([[1, 2], {"k": (3,)}])
+        True
+    """
+    try:
+        limit = max(0, int(limit))
+        if type(value) is str and not as_repr:
+            return _repair(value[:limit])
+        if value is None and not as_repr:
+            return "None"[:limit]
+        if _small(value, limit):  # the usual arguments: a few short values; the C repr is cheaper
+            return _repair((repr(value) if as_repr else str(value))[:limit])
+        return _repair(_Preview(limit).run(value, top_as_str=not as_repr)[:limit])
+    except Exception:  # RecursionError included: nothing escapes
+        try:
+            return _unrepresentable(value)[: max(0, int(limit))]
+        except Exception:
+            return ""

@@ -92,7 +92,7 @@ from . import _fork
 from . import attributes as attr
 from ._bounded import BoundReport, run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
-from ._sanitize import attribute_value, clean_str, truncate
+from ._sanitize import attribute_value, clean_str, preview, truncate
 from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
@@ -592,7 +592,7 @@ class SpanCollector:
                 raise TypeError(f"{type(event).__name__}.to_dict() returned {type(fields).__name__}")
         else:  # not an event at all: still recorded, as evidence that something was emitted
             self.stats.invalid_events += 1
-            fields = {"metadata": {_INVALID: clean_str(repr(event))[:2_000]}}
+            fields = {"metadata": {_INVALID: preview(event, 2_000, as_repr=True)}}
         return self._cleaned(fields)
 
     def _plain_fields(
@@ -659,7 +659,8 @@ class SpanCollector:
         and the arguments preview as it was before the capture policy (None if there is none).
 
         A value of the wrong type is replaced (by its string, or the field's
-        default) and its original kept, as text, in ``metadata["auditspan.coerced"]``.
+        default) and its original kept, as text, in ``metadata["auditspan.coerced"]``
+        (``_coerced_text``: at most 8,192 characters, at a cost bounded by that).
         ``known``: the fields of one of this package's event classes (``fields_view``), whose
         names need no repair and whose order is already the seed's.
         """
@@ -667,12 +668,12 @@ class SpanCollector:
         metadata = fields.get("metadata")
         if not isinstance(metadata, dict):
             if metadata is not None:
-                coerced["metadata"] = clean_str(metadata)
+                coerced["metadata"] = _coerced_text(metadata)
             metadata = {}
         event_type = fields.get("event_type")
         if not isinstance(event_type, str) or not event_type:
             if event_type not in (None, ""):
-                coerced["event_type"] = clean_str(event_type)
+                coerced["event_type"] = _coerced_text(event_type)
             event_type = "base"
         elif not event_type.isascii():
             event_type = clean_str(event_type)
@@ -692,20 +693,20 @@ class SpanCollector:
         elif not ts:
             self.stats.bad_timestamps += 1
             if stamp is not None:
-                coerced["timestamp"] = clean_str(stamp)
+                coerced["timestamp"] = _coerced_text(stamp)
             ts = time.time_ns()
             fields["timestamp"] = _iso_from_ns(ts)  # when auditspan received it
         for name in _OPTIONAL_STR_FIELDS:
             value = fields.get(name)
             if value is not None and not isinstance(value, str):
-                coerced[name] = clean_str(value)
+                coerced[name] = _coerced_text(value)
                 fields[name] = coerced[name]
             elif name not in fields:
                 fields[name] = None
         severity = fields.get("severity")
         if not isinstance(severity, str):
             if severity is not None:
-                coerced["severity"] = clean_str(severity)
+                coerced["severity"] = _coerced_text(severity)
             fields["severity"] = _DEFAULT_SEVERITY.get(event_type, "info")
         for name, default in _TYPED_FIELDS.get(event_type, ()):
             value = fields.get(name, default)
@@ -721,7 +722,7 @@ class SpanCollector:
             else:
                 ok = isinstance(default, float) and math.isfinite(value)
             if not ok:
-                coerced[name] = clean_str(value)
+                coerced[name] = _coerced_text(value)
                 value = coerced[name] if isinstance(default, str) else default
             fields[name] = value
         raw_args = fields.get("arguments_preview")
@@ -1647,6 +1648,22 @@ class SpanCollector:
         if not self._error_logged:
             self._error_logged = True
             _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
+
+
+#: The longest text a value of the wrong type is kept as.
+_COERCED_LIMIT = 8_192
+
+
+def _coerced_text(value: Any) -> str:
+    """A value of the wrong type as text: bytes decoded, anything else as ``str()`` shows it.
+
+    Bounded like a preview (``preview``): a 200 MB value costs what its first
+    8,192 characters cost; a cut text ends in ``…``.
+    """
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return clean_str(bytes(value[: _COERCED_LIMIT * 4]))[:_COERCED_LIMIT]
+    text = value if type(value) is str else preview(value, _COERCED_LIMIT + 1)
+    return clean_str(text) if len(text) <= _COERCED_LIMIT else clean_str(text[: _COERCED_LIMIT - 1]) + "…"
 
 
 def _attribute_length_limit() -> int:

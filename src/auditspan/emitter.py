@@ -22,6 +22,7 @@ import uuid
 from typing import Any, Protocol, runtime_checkable
 
 from ._fork import fork_safe_lock
+from ._sanitize import PREVIEW_LIMIT, preview
 from .events import (
     AuditEvent,
     ErrorEvent,
@@ -38,9 +39,6 @@ from .events import (
 )
 
 __all__ = ["PREVIEW_LIMIT", "AuditCollector", "AuditEmitter", "CompositeCollector", "new_turn_id"]
-
-#: Previews (prompt, content, arguments, result) are cut to this many characters, as in the seed system.
-PREVIEW_LIMIT = 200
 
 
 @runtime_checkable
@@ -60,9 +58,15 @@ def new_turn_id() -> str:
 
 
 def _preview(text: Any) -> str:
-    if not text:
-        return ""
-    return (text if isinstance(text, str) else str(text))[:PREVIEW_LIMIT]
+    """A preview of at most ``PREVIEW_LIMIT`` characters, at a cost bounded by it (``_sanitize.preview``)."""
+    if type(text) is str:
+        return text[:PREVIEW_LIMIT]
+    if text is None or (type(text) in _PLAIN and not text):
+        return ""  # as the seed system: an empty or zero value previews as nothing
+    return preview(text, PREVIEW_LIMIT)
+
+
+_PLAIN = frozenset({bytes, bytearray, int, float, bool, list, tuple, dict, set, frozenset})
 
 
 class CompositeCollector:

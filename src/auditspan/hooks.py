@@ -65,8 +65,9 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from ._fork import fork_safe_lock
+from ._sanitize import PREVIEW_LIMIT, preview
 from .context import find_span_collector, span_context_for
-from .emitter import PREVIEW_LIMIT, AuditEmitter
+from .emitter import AuditEmitter
 from .governance import is_refusal
 
 __all__ = [
@@ -141,13 +142,16 @@ Sandbox = Callable[[str, Mapping[str, Any]], "SandboxVerdict | None"]
 
 
 def _preview(value: Any) -> str:
-    if value is None:
-        return ""
+    """``str(value)`` cut to ``PREVIEW_LIMIT``, at a cost bounded by it whatever the value (``preview``)."""
+    return "" if value is None else preview(value, PREVIEW_LIMIT)
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message; its own ``__str__`` may raise: never into the agent."""
     try:
-        text = value if isinstance(value, str) else str(value)
+        return str(exc)
     except Exception:
-        text = f"<{type(value).__name__}>"
-    return text[:PREVIEW_LIMIT]
+        return f"<unprintable {type(exc).__name__}>"
 
 
 class _Activation:
@@ -252,7 +256,7 @@ class Turn(_AsyncWith):
             audit._safe(
                 audit.emitter.emit_error,
                 error_type=type(exc).__name__,
-                error_msg=str(exc),
+                error_msg=_message(exc),
                 context="turn",
                 agent_id=self.agent_id,
                 turn_id=self.turn_id,
@@ -427,7 +431,7 @@ class ToolCall(_AsyncWith):
                 emitter.emit_tool_call_failure,
                 self.name,
                 error_type=type(exc).__name__,
-                error_msg=str(exc),
+                error_msg=_message(exc),
                 agent_id=agent_id,
                 turn_id=turn_id,
                 metadata=dict(self._metadata),

@@ -83,8 +83,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._bounded import BoundReport
+from .._sanitize import PREVIEW_LIMIT, preview
 from ..context import find_span_collector, span_context_for
-from ..emitter import PREVIEW_LIMIT, AuditEmitter, new_turn_id
+from ..emitter import AuditEmitter, new_turn_id
 from ..events import (
     AuditEvent,
     ErrorEvent,
@@ -118,9 +119,8 @@ def _now() -> str:
 
 
 def _cut(value: Any) -> str:
-    if value is None:
-        return ""
-    return (value if isinstance(value, str) else str(value))[:PREVIEW_LIMIT]
+    """A preview: at most ``PREVIEW_LIMIT`` characters, at a cost bounded by it (``_sanitize.preview``)."""
+    return "" if value is None else preview(value, PREVIEW_LIMIT)
 
 
 @dataclass(eq=False)
