@@ -88,7 +88,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from . import _fork
+from . import _deep, _fork
 from . import attributes as attr
 from ._bounded import BoundReport, run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
@@ -97,7 +97,7 @@ from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
-from .redaction import Redactor
+from .redaction import REDACTION_ERROR_MARKER, Redactor
 from .rules import RuleEngine, RuleMatch
 from .semantic_types import EVENT_TYPE_OPERATIONS, OperationType
 
@@ -443,9 +443,53 @@ class SpanCollector:
 
     # ------------------------------------------------------------------ public
     def emit(self, event: Any) -> None:
-        """Take one audit event. Never raises."""
+        """Take one audit event. Never raises, at any stack depth.
+
+        Called with too little stack left for its own calls (an agent deep in
+        recursion), it finishes the event on a fresh stack, or keeps it for the
+        next call with room to spare (``auditspan._deep``): the record is
+        written all the same.
+        """
+        if _deep.DEFERRED is not None:
+            try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+                _deep.drain()
+            except Exception:
+                pass  # too deep even for that: a later call drains
+        job = [event, None, 0, 0]  # the event, its records, how many of them are written, its time (ns)
+        try:
+            self._process(job)
+            return
+        except RecursionError:
+            pass
+        # No room left for our own calls: the rest on a fresh stack, else later. Only call-free code
+        # below once a call failed: a handler that calls may raise again.
+        started = [False]
+        try:
+            _deep.on_fresh_stack(self._process, (job,), {}, started)
+        except Exception:
+            if not started[0]:
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._process, (job,), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
+                    self.stats.internal_errors += 1
+
+    def _process(self, job: list[Any]) -> None:
+        """Make the event's records (once) and write those not yet written. ``RecursionError`` propagates
+        (``emit`` then finishes the job elsewhere); anything else is handled here."""
+        if job[1] is None:
+            job[1], job[3] = self._records_of(job[0])
+        records, ts = job[1], job[3]
+        while job[2] < len(records):
+            self._write(records[job[2]], ts)
+            job[2] += 1
+
+    def _records_of(self, event: Any) -> tuple[list[dict[str, Any]], int]:
         try:
             fields, ts, raw_args = self._fields_of(event)
+        except RecursionError:
+            raise
         except Exception as exc:
             self._internal_error(exc)
             fields, ts, raw_args = self._cleaned({"metadata": {_INVALID: clean_str(type(event).__name__)}})
@@ -458,16 +502,18 @@ class SpanCollector:
                 event_id = self._event_id(fields)
                 event = _Event(fields, event_id, ts, raw_args)
                 records = [self._route(event), *event.extra]
+        except RecursionError:
+            raise
         except Exception as exc:  # nothing may reach the agent
             self._internal_error(exc)
         if not records:
             records = [self._bare_record(fields, event_id)]
-        for record in records:
-            self._write(record, ts)
+        return records, ts
 
     def flush(self) -> None:
         """End stale turns and push spans, log records and audit records out (bounded wait)."""
         try:
+            _deep.drain()  # events kept from calls too deep in the stack
             with self._lock:
                 self._end_stale_turns(time.monotonic())
             self.force_flush(self._flush_timeout_ms)
@@ -495,6 +541,7 @@ class SpanCollector:
         if self._closed:
             return
         try:
+            _deep.drain()  # events kept from calls too deep in the stack
             with self._lock:
                 self._closed = True
                 for turn in list(self._turns.values()):
@@ -647,9 +694,15 @@ class SpanCollector:
             if name == "arguments_preview":
                 raw_args = value
             if value and kind != _AS_TAG:
-                fields[name] = redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
+                value = fields[name] = (
+                    redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
+                )
+                if value is REDACTION_ERROR_MARKER:
+                    _out_of_stack()
         if metadata:
-            fields["metadata"] = redactor.redact_value(metadata)
+            fields["metadata"] = redacted = redactor.redact_value(metadata)
+            if type(redacted) is not dict:
+                _out_of_stack()
         return fields, ts, raw_args
 
     def _cleaned(
@@ -733,6 +786,9 @@ class SpanCollector:
         fields = self._scrubbed(fields, known_names=known)
         if metadata:
             metadata = self.redactor.redact_value(metadata)
+            if type(metadata) is not dict:
+                _out_of_stack()
+                metadata = {_INVALID: metadata}
         if coerced:
             metadata = {**metadata, _COERCED: coerced}
         fields["metadata"] = metadata
@@ -1351,6 +1407,8 @@ class SpanCollector:
     def _classify(self, tool_name: str, arguments_preview: str, metadata: dict[str, Any]) -> Any:
         try:
             return self.classifier.classify(tool_name, arguments_preview, metadata)
+        except RecursionError:
+            raise  # emit finishes the event on a fresh stack
         except Exception as exc:
             self._internal_error(exc)
             return None
@@ -1387,6 +1445,8 @@ class SpanCollector:
             if target == classification.target and parameters is classification.parameters:
                 return classification
             return dataclass_replace(classification, target=target, parameters=parameters)
+        except RecursionError:
+            raise
         except Exception as exc:  # fail closed: what the redacted preview shows
             self._internal_error(exc)
             return self._classify(tool_name, captured, metadata)
@@ -1583,6 +1643,8 @@ class SpanCollector:
         try:
             event_id = event_id or self._ids.event_id(fields, self._position)
             return build_record(fields, event_id=event_id, operation_type="AGENT_ACTION")
+        except RecursionError:
+            raise
         except Exception:
             return {
                 "event_type": "base",
@@ -1601,6 +1663,8 @@ class SpanCollector:
             elif log is not None:
                 log.export((record,))
             self.stats.records += 1
+        except RecursionError:
+            raise  # emit writes it from a fresh stack
         except Exception as exc:
             self._internal_error(exc)
 
@@ -1647,7 +1711,21 @@ class SpanCollector:
         self.stats.internal_errors += 1
         if not self._error_logged:
             self._error_logged = True
-            _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
+            try:
+                _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
+            except Exception:  # a handler that fails (or no stack left to log with) must not raise
+                self._error_logged = False
+
+
+def _out_of_stack() -> None:
+    """Raise ``RecursionError`` when a fail-closed result (redaction) came from a stack about to run out.
+
+    The redactor fails closed on any error, running out of stack included; near
+    the recursion limit that is not the event's fault: ``emit`` makes it again
+    on a fresh stack. Checked only on such a result (the check costs about 1 µs).
+    """
+    if _deep.short_of_stack(200):
+        raise RecursionError("out of stack while redacting")
 
 
 #: The longest text a value of the wrong type is kept as.

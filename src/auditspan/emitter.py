@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol, runtime_checkable
 
+from . import _deep
 from ._fork import fork_safe_lock
 from ._sanitize import PREVIEW_LIMIT, preview
 from .events import (
@@ -72,7 +73,9 @@ _PLAIN = frozenset({bytes, bytearray, int, float, bool, list, tuple, dict, set, 
 class CompositeCollector:
     """Fans each event out to several collectors, as the seed system's class of that name.
 
-    One collector failing does not keep the event from the others.
+    One collector failing does not keep the event from the others; running
+    out of stack (an agent deep in recursion) does not either: the collectors
+    not reached yet get the event from a fresh stack (``auditspan._deep``).
     """
 
     def __init__(self, *collectors: AuditCollector) -> None:
@@ -80,11 +83,30 @@ class CompositeCollector:
 
     def emit(self, event: Any) -> None:
         """Pass ``event`` to every collector."""
-        for collector in self.collectors:
+        reached = [0]  # collectors done: a retry from a fresh stack goes on from there
+        try:
+            self._emit_from(event, reached)
+        except RecursionError:
+            try:
+                _deep.rescue(self._emit_from, (event, reached), {})
+            except Exception:  # no room for even one call: kept without one
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._emit_from, (event, reached), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
+
+    def _emit_from(self, event: Any, reached: list[int]) -> None:
+        collectors = self.collectors
+        while reached[0] < len(collectors):
+            collector = collectors[reached[0]]
             try:
                 collector.emit(event)
+            except RecursionError:
+                raise
             except Exception:
                 _log_collector_failure(collector, "emit")
+            reached[0] += 1
 
     def flush(self) -> None:
         """Flush every collector."""
@@ -98,7 +120,10 @@ class CompositeCollector:
 def _log_collector_failure(collector: object, what: str) -> None:
     import logging
 
-    logging.getLogger(__name__).exception("audit collector %r failed in %s()", collector, what)
+    try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+        logging.getLogger(__name__).exception("audit collector %r failed in %s()", collector, what)
+    except Exception:  # a failing handler, or no stack left to log with: never into the agent
+        pass
 
 
 class AuditEmitter:
@@ -106,7 +131,14 @@ class AuditEmitter:
 
     Every event is stamped with the emitter's ``session_id`` (overwriting the
     event's own, as the seed system does) and handed to ``collector.emit``
-    under a lock. Previews are cut to ``PREVIEW_LIMIT`` characters.
+    under a lock. Previews are cut to ``PREVIEW_LIMIT`` characters, at a cost
+    bounded by it whatever the value (``_sanitize.preview``).
+
+    Running out of stack never raises from these methods: called from deep
+    recursion, the event is made and handed on from a fresh stack, or kept
+    for the next call with room (``auditspan._deep``); only then may
+    ``emit_turn_start`` return None instead of the id. A collector's own
+    exceptions pass as before.
 
     Args:
         collector: anything with ``emit(event)`` and ``flush()`` -- usually the
@@ -129,17 +161,20 @@ class AuditEmitter:
         """The session id stamped on every event."""
         return self._session_id
 
+    @_deep.guard
     def emit(self, event: AuditEvent) -> None:
         """Stamp ``event`` with the session id and hand it to the collector."""
         event.session_id = self._session_id
         with self._lock:
             self._collector.emit(event)
 
+    @_deep.guard
     def flush(self) -> None:
         """Flush the collector."""
         with self._lock:
             self._collector.flush()
 
+    @_deep.guard
     def emit_turn_start(
         self,
         agent_id: str | None = None,
@@ -157,6 +192,7 @@ class AuditEmitter:
         )
         return tid
 
+    @_deep.guard
     def emit_turn_end(
         self,
         agent_id: str | None = None,
@@ -177,6 +213,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_call_attempt(
         self,
         tool_name: str,
@@ -197,6 +234,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_call_complete(
         self,
         tool_name: str,
@@ -221,6 +259,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_call_failure(
         self,
         tool_name: str,
@@ -243,6 +282,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_policy_decision(
         self,
         tool_name: str,
@@ -265,6 +305,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_loop_warning(
         self,
         tool_name: str,
@@ -289,6 +330,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_tool_loop_block(
         self,
         tool_name: str,
@@ -311,6 +353,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_sandbox_decision(
         self,
         tool_name: str,
@@ -335,6 +378,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_hook_mutation(
         self,
         hook_name: str,
@@ -357,6 +401,7 @@ class AuditEmitter:
             )
         )
 
+    @_deep.guard
     def emit_error(
         self,
         error_type: str = "",

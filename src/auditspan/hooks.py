@@ -64,6 +64,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from . import _deep
 from ._fork import fork_safe_lock
 from ._sanitize import PREVIEW_LIMIT, preview
 from .context import find_span_collector, span_context_for
@@ -86,6 +87,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The turn the code runs in (set by ``with audit.turn(...)``).
 _CURRENT_TURN: ContextVar[Turn | None] = ContextVar("auditspan_current_turn", default=None)
+
+
+def _keep(work: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Finish ``work(*args)`` from a fresh stack, else keep it for later (``auditspan._deep``)."""
+    try:
+        _deep.rescue(work, args, {})
+    except Exception:  # not even room to keep it with a call: kept without one
+        if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+            _deep.DEFERRED = (work, args, {}, _deep.DEFERRED)
+            _deep.counts["deferred"] += 1
+        else:
+            _deep.counts["lost"] += 1
 
 
 def current_turn() -> Turn | None:
@@ -146,6 +159,10 @@ def _preview(value: Any) -> str:
     return "" if value is None else preview(value, PREVIEW_LIMIT)
 
 
+def _new_call_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 def _message(exc: BaseException) -> str:
     """An exception's message; its own ``__str__`` may raise: never into the agent."""
     try:
@@ -165,13 +182,22 @@ class _Activation:
 
     def enter(self) -> None:
         if self._ctx is not None:
-            self._token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(self._ctx)))
+            try:
+                self._token = otel_context.attach(trace.set_span_in_context(NonRecordingSpan(self._ctx)))
+            except RecursionError:  # no stack left: the span is not made current, nothing raises
+                self._token = None
 
     def exit(self) -> None:
         token, self._token = self._token, None
         if token is not None:
-            otel_context.detach(token)
+            try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+                otel_context.detach(token)
+            except RecursionError:
+                pass
 
+
+#: What a turn or call activates before it has a span context (shared: it holds no state).
+_INACTIVE = _Activation(None)
 
 _Block = TypeVar("_Block", bound="_AsyncWith")
 
@@ -222,8 +248,9 @@ class Turn(_AsyncWith):
         self.calls = 0
         self._lock = fork_safe_lock()
         self._entered = False
+        self._error_sent = False
         self._token: Token[Turn | None] | None = None
-        self._activation = _Activation(None)
+        self._activation = _INACTIVE
 
     def _count_call(self) -> None:
         with self._lock:
@@ -235,9 +262,12 @@ class Turn(_AsyncWith):
         self._entered = True
         audit = self.audit
         self.turn_id = audit._emit_turn_start(self.agent_id, self.turn_id, self.prompt, self.metadata)
-        self._token = _CURRENT_TURN.set(self)
-        self._activation = _Activation(audit._span_context(self.turn_id, None))
-        self._activation.enter()
+        try:
+            self._token = _CURRENT_TURN.set(self)
+            self._activation = _Activation(audit._span_context(self.turn_id, None))
+            self._activation.enter()
+        except RecursionError:  # no stack left: the turn is not made current; its events are recorded
+            pass
         return self
 
     def __exit__(
@@ -246,13 +276,30 @@ class Turn(_AsyncWith):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._activation.exit()
-        if self._token is not None:
-            with contextlib.suppress(ValueError):  # reset from another context: nothing to undo there
-                _CURRENT_TURN.reset(self._token)
-            self._token = None
+        try:
+            self._activation.exit()
+            if self._token is not None:
+                with contextlib.suppress(ValueError):  # reset from another context: nothing to undo there
+                    _CURRENT_TURN.reset(self._token)
+                self._token = None
+        except RecursionError:  # no stack left to restore the context: the events below still go out
+            pass
+        try:
+            self._end(exc)
+        except RecursionError:
+            try:
+                _keep(self._end, (exc,))
+            except RecursionError:  # no room even to call that: kept without a call
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._end, (exc,), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
+
+    def _end(self, exc: BaseException | None) -> None:
+        """The turn's error (if any) and end; each sent once, also when retried from a fresh stack."""
         audit = self.audit
-        if exc is not None:
+        if exc is not None and not self._error_sent:
             audit._safe(
                 audit.emitter.emit_error,
                 error_type=type(exc).__name__,
@@ -261,6 +308,7 @@ class Turn(_AsyncWith):
                 agent_id=self.agent_id,
                 turn_id=self.turn_id,
             )
+            self._error_sent = True
         audit._safe(
             audit.emitter.emit_turn_end,
             agent_id=self.agent_id,
@@ -293,7 +341,10 @@ class ToolCall(_AsyncWith):
         self.audit = audit
         self.name = name
         self.arguments = arguments
-        self.tool_call_id = tool_call_id or uuid.uuid4().hex[:16]
+        try:
+            self.tool_call_id = tool_call_id or _new_call_id()
+        except RecursionError:  # no stack left: begin() makes one
+            self.tool_call_id = ""
         self.result: Any = None
         self.status = "success"
         self.duration_ms: float | None = None
@@ -305,80 +356,118 @@ class ToolCall(_AsyncWith):
         if operation_type:
             self._metadata["operation_type"] = operation_type
         self._started: float | None = None
+        self._begun = False
+        self._step = 0  # begin()'s steps done: a retry from a fresh stack goes on from there
+        self._loop: Any = None
+        self._verdict: tuple[str | None, str | None] = (decision, policy_source)
         self._finished = False
-        self._activation = _Activation(None)
+        self._activation = _INACTIVE
 
     # -- the three phases, also used step by step for generators --------------------
     def begin(self) -> None:
-        """Loop check, policy decision, attempt, sandbox decision (raises when the call may not run)."""
-        if self._started is not None:
+        """Loop check, policy decision, attempt, sandbox decision (raises when the call may not run).
+
+        With no stack left for auditspan's own calls (an agent deep in
+        recursion) the remaining steps run from a fresh stack -- a refusal is
+        still raised here -- or, with not even room for that, are kept for later.
+        """
+        if self._begun:
             raise RuntimeError("a ToolCall is entered once; call audit.tool_call(...) again")
+        self._begun = True
+        try:
+            self._begin_steps()
+        except RecursionError:
+            started = [False]
+            try:
+                _deep.on_fresh_stack(self._begin_steps, (), {}, started)
+            except RecursionError:
+                if not started[0] and _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._begin_steps, (), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                elif not started[0]:
+                    _deep.counts["lost"] += 1
+
+    def _begin_steps(self) -> None:
+        """``begin``'s steps; each one done once, also when retried from a fresh stack (``_step``)."""
         audit = self.audit
-        turn = self.turn = _CURRENT_TURN.get()
-        if turn is not None:
-            turn._count_call()
+        if self._step < 1:
+            if not self.tool_call_id:
+                self.tool_call_id = _new_call_id()
+                self._metadata["tool_call_id"] = self.tool_call_id
+            turn = self.turn = _CURRENT_TURN.get()
+            if turn is not None:
+                turn._count_call()
+            self._step = 1
+        turn = self.turn
         agent_id, turn_id = (turn.agent_id, turn.turn_id) if turn is not None else (audit.agent_id, None)
         args = self.arguments if isinstance(self.arguments, Mapping) else {"arguments": self.arguments}
         emitter = audit.emitter
         meta = self._metadata
 
-        if audit.loop_check is not None:
-            verdict = audit._ask(audit.loop_check, self.name, args)
-            if isinstance(verdict, LoopVerdict):
-                if verdict.severity == "critical":
-                    audit._safe(
-                        emitter.emit_tool_loop_block,
-                        self.name,
-                        pattern=verdict.pattern,
-                        count=verdict.count,
-                        agent_id=agent_id,
-                        turn_id=turn_id,
-                        metadata=dict(meta),
-                    )
-                    self._finished = True
-                    raise ToolLoopBlocked(self.name, verdict.pattern, verdict.count)
+        if self._step < 2:
+            if audit.loop_check is not None:
+                self._loop = audit._ask(audit.loop_check, self.name, args)
+            self._step = 2
+        verdict = self._loop
+        if isinstance(verdict, LoopVerdict):
+            blocked = verdict.severity == "critical"
+            if self._step < 3:
                 audit._safe(
-                    emitter.emit_tool_loop_warning,
+                    emitter.emit_tool_loop_block if blocked else emitter.emit_tool_loop_warning,
                     self.name,
                     pattern=verdict.pattern,
-                    severity=verdict.severity,
+                    **({} if blocked else {"severity": verdict.severity}),
                     count=verdict.count,
                     agent_id=agent_id,
                     turn_id=turn_id,
                     metadata=dict(meta),
                 )
+                self._step = 3
+            if blocked:
+                self._finished = True
+                raise ToolLoopBlocked(self.name, verdict.pattern, verdict.count)
 
-        decision, source = self._decision, self._policy_source
-        if decision is None and audit.policy is not None:
-            decision, source = audit._policy_verdict(self.name, args)
+        if self._step < 4:
+            decision, source = self._decision, self._policy_source
+            if decision is None and audit.policy is not None:
+                decision, source = audit._policy_verdict(self.name, args)
+            self._verdict = (decision, source)
+            self._step = 4
+        decision, source = self._verdict
         if decision is not None:
             source = source if source is not None else audit.policy_source
-            audit._safe(
-                emitter.emit_tool_policy_decision,
-                self.name,
-                agent_id=agent_id,
-                action=decision,
-                source=source,
-                turn_id=turn_id,
-                metadata=dict(meta),
-            )
+            if self._step < 5:
+                audit._safe(
+                    emitter.emit_tool_policy_decision,
+                    self.name,
+                    agent_id=agent_id,
+                    action=decision,
+                    source=source,
+                    turn_id=turn_id,
+                    metadata=dict(meta),
+                )
+                self._step = 5
             if is_refusal(decision):
                 self._finished = True
                 raise ToolCallDenied(self.name, decision, source or "")
 
-        audit._safe(
-            emitter.emit_tool_call_attempt,
-            self.name,
-            args=_preview(self.arguments),
-            agent_id=agent_id,
-            turn_id=turn_id,
-            metadata=dict(meta),
-        )
-        self._started = time.perf_counter()
-        if audit.sandbox is not None:
-            where = audit._ask(audit.sandbox, self.name, args)
-            if isinstance(where, SandboxVerdict):
-                self.sandbox_decision(where.context, where.reason, where.backend_type)
+        if self._step < 6:
+            audit._safe(
+                emitter.emit_tool_call_attempt,
+                self.name,
+                args=_preview(self.arguments),
+                agent_id=agent_id,
+                turn_id=turn_id,
+                metadata=dict(meta),
+            )
+            self._started = time.perf_counter()
+            self._step = 6
+        if self._step < 7:
+            if audit.sandbox is not None:
+                where = audit._ask(audit.sandbox, self.name, args)
+                if isinstance(where, SandboxVerdict):
+                    self.sandbox_decision(where.context, where.reason, where.backend_type)
+            self._step = 7
         self._activation = _Activation(audit._span_context(turn_id, self.tool_call_id))
 
     def sandbox_decision(self, context: str, reason: str = "", backend_type: str = "") -> None:
@@ -408,9 +497,24 @@ class ToolCall(_AsyncWith):
         """``tool_call_complete`` (``exc`` None or ``GeneratorExit``) or ``tool_call_failure``."""
         if self._finished:
             return
-        self._finished = True
-        started = self._started if self._started is not None else time.perf_counter()
-        self.duration_ms = (time.perf_counter() - started) * 1000
+        try:
+            self._finish(exc)
+        except RecursionError:
+            try:
+                _keep(self._finish, (exc,))
+            except RecursionError:  # no room even to call that: kept without a call
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._finish, (exc,), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self._finished:
+            return
+        if self.duration_ms is None:
+            started = self._started if self._started is not None else time.perf_counter()
+            self.duration_ms = (time.perf_counter() - started) * 1000
         turn = self.turn
         agent_id = turn.agent_id if turn is not None else self.audit.agent_id
         turn_id = turn.turn_id if turn is not None else None
@@ -436,11 +540,15 @@ class ToolCall(_AsyncWith):
                 turn_id=turn_id,
                 metadata=dict(self._metadata),
             )
+        self._finished = True  # only now: a retry from a fresh stack must still send it
 
     # -- context manager -----------------------------------------------------------
     def __enter__(self) -> ToolCall:
         self.begin()
-        self._activation.enter()
+        try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+            self._activation.enter()
+        except RecursionError:  # no stack left: the call's span is not made current
+            pass
         return self
 
     def __exit__(
@@ -449,7 +557,10 @@ class ToolCall(_AsyncWith):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._activation.exit()
+        try:  # noqa: SIM105 -- as in __enter__
+            self._activation.exit()
+        except RecursionError:
+            pass
         self.finish(exc)
 
 
@@ -676,17 +787,30 @@ class Audit:
             kwargs["metadata"] = metadata
         try:
             returned = self.emitter.emit_turn_start(**kwargs)
+        except RecursionError:
+            try:
+                returned = self._rescue(self.emitter.emit_turn_start, (), kwargs)
+            except RecursionError:
+                returned = None
         except Exception:
             self._log_failure()
             returned = None
-        if isinstance(returned, str) and returned:
+        if type(returned) is str and returned:
             return returned
-        return turn_id or uuid.uuid4().hex[:12]
+        if turn_id:
+            return turn_id
+        try:
+            return uuid.uuid4().hex[:12]
+        except RecursionError:  # no stack left (the event itself was kept for later)
+            return ""
 
     def _span_context(self, turn_id: str | None, tool_call_id: str | None) -> SpanContext | None:
         if self.collector is None:
             return None
-        return span_context_for(self.collector, self.session_id, turn_id, tool_call_id)
+        try:
+            return span_context_for(self.collector, self.session_id, turn_id, tool_call_id)
+        except RecursionError:  # no stack left: no span is made current; the events are still recorded
+            return None
 
     def _policy_verdict(self, tool_name: str, args: Mapping[str, Any]) -> tuple[str | None, str | None]:
         answer = self._ask(self.policy, tool_name, args)
@@ -711,13 +835,38 @@ class Audit:
             kwargs.pop("metadata", None)
         try:
             method(*args, **kwargs)
+        except RecursionError:  # an emitter of the seed system's, say: no stack left for its calls
+            try:
+                self._rescue(method, args, kwargs)
+            except RecursionError:  # no room even to call that: kept without a call
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (method, args, kwargs, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
         except Exception:
             self._log_failure()
+
+    @staticmethod
+    def _rescue(method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``method`` from a fresh stack, else kept for later (``auditspan._deep``); never raises."""
+        try:
+            return _deep.rescue(method, args, kwargs)
+        except Exception:  # not even room to keep it with a call: kept without one
+            if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                _deep.DEFERRED = (method, args, kwargs, _deep.DEFERRED)
+                _deep.counts["deferred"] += 1
+            else:
+                _deep.counts["lost"] += 1
+            return None
 
     def _log_failure(self) -> None:
         if not self._error_logged:
             self._error_logged = True
-            _logger.exception("auditspan: emitting an audit event failed (further failures are not logged)")
+            try:
+                _logger.exception("auditspan: emitting an audit event failed (further ones are not logged)")
+            except Exception:  # a failing handler, or no stack left to log with: never into the agent
+                self._error_logged = False
 
 
 def _accepts_keyword(method: Callable[..., Any], name: str) -> bool:
@@ -791,9 +940,11 @@ def _wrap_tool(
         signature = None
 
     def new_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolCall:
-        return audit.tool_call(
-            name, _arguments_of(signature, args, kwargs), operation_type=operation_type, metadata=metadata
-        )
+        try:
+            arguments = _arguments_of(signature, args, kwargs)
+        except RecursionError:  # no stack left to bind them: as they came
+            arguments = {"args": args, "kwargs": kwargs}
+        return audit.tool_call(name, arguments, operation_type=operation_type, metadata=metadata)
 
     if inspect.isasyncgenfunction(func):
 

@@ -91,6 +91,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from . import _deep
 from ._fork import fork_safe_lock
 from .collector import SpanCollector
 from .emitter import AuditEmitter
@@ -159,20 +160,37 @@ class _Link:
             if self._collector is None and not self._failed:
                 try:
                     self._collector = self._factory()
+                except RecursionError:
+                    raise  # not a failure to set up: no stack left (forward retries from a fresh one)
                 except Exception:
                     self._failed = True
-                    _logger.exception("auditspan: cannot set up the collector; audit events are not traced")
+                    _log_safely("auditspan: cannot set up the collector; audit events are not traced")
             return self._collector
 
     def forward(self, event: Any) -> None:
         if not self.active:
             return
         try:
+            self._forward(event)
+        except RecursionError:  # no stack left for our calls: from a fresh one, else later (_deep)
+            try:
+                _deep.rescue(self._forward, (event,), {})
+            except RecursionError:  # no room even to call that: kept without a call
+                if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
+                    _deep.DEFERRED = (self._forward, (event,), {}, _deep.DEFERRED)
+                    _deep.counts["deferred"] += 1
+                else:
+                    _deep.counts["lost"] += 1
+
+    def _forward(self, event: Any) -> None:
+        try:
             collector = self.collector()
             if collector is not None:
                 collector.emit(event)
+        except RecursionError:
+            raise
         except Exception:  # SpanCollector.emit never raises; a user-given collector might
-            _logger.exception("auditspan: forwarding an audit event failed")
+            _log_safely("auditspan: forwarding an audit event failed")
 
     def flush(self) -> None:
         if not self.active or self._collector is None:
@@ -180,7 +198,15 @@ class _Link:
         try:
             self._collector.flush()
         except Exception:
-            _logger.exception("auditspan: flushing the collector failed")
+            _log_safely("auditspan: flushing the collector failed")
+
+
+def _log_safely(message: str) -> None:
+    """Log the exception being handled; a failing handler (or no stack left) never reaches the agent."""
+    try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+        _logger.exception(message)
+    except Exception:
+        pass
 
 
 class _FanOut:

@@ -472,9 +472,14 @@ class RuleEngine:
             }
 
     def observe(self, record: Mapping[str, Any]) -> list[RuleMatch]:
-        """The matches ``record`` completes, in rule order then trigger order. Never raises."""
+        """The matches ``record`` completes, in rule order then trigger order.
+
+        Never raises, except ``RecursionError`` (out of stack: the caller retries with room).
+        """
         try:
             return self._observe(record)
+        except RecursionError:
+            raise  # the collector finishes the event on a fresh stack (auditspan._deep)
         except Exception:
             return []
 

@@ -82,6 +82,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "auditspan.integrations.openai_agents needs the OpenAI Agents SDK: pip install openai-agents"
     ) from exc
 
+from .. import _deep
 from .._bounded import BoundReport
 from .._sanitize import PREVIEW_LIMIT, preview
 from ..context import find_span_collector, span_context_for
@@ -174,7 +175,9 @@ class AuditSpanProcessor(TracingProcessor):
             emitter (its own session is used).
         max_sessions: how many per-session emitters are kept.
 
-    Every method catches its own failures: tracing never breaks a run.
+    Every method catches its own failures: tracing never breaks a run. Called
+    with the stack nearly exhausted (an agent deep in recursion), a method
+    does its work on a fresh stack (``auditspan._deep``).
 
     Bounded state: at most ``max_sessions`` emitters (least recently used
     dropped: nothing is lost, one is made again), 100,000 SDK spans not yet
@@ -215,6 +218,7 @@ class AuditSpanProcessor(TracingProcessor):
         self._bounds = BoundReport(_logger)
 
     # ------------------------------------------------------------------ the SDK's interface
+    @_deep.roomy
     def on_trace_start(self, trace: Trace) -> None:
         """Remember the trace's session (its ``group_id``)."""
         try:
@@ -232,6 +236,7 @@ class AuditSpanProcessor(TracingProcessor):
         except Exception as exc:
             self._failed(exc)
 
+    @_deep.roomy
     def on_trace_end(self, trace: Trace) -> None:
         """Forget the trace."""
         try:
@@ -240,6 +245,7 @@ class AuditSpanProcessor(TracingProcessor):
         except Exception as exc:
             self._failed(exc)
 
+    @_deep.roomy
     def on_span_start(self, span: Span[Any]) -> None:
         """Start a turn (agent span) or a tool call (function span)."""
         try:
@@ -248,6 +254,7 @@ class AuditSpanProcessor(TracingProcessor):
         except Exception as exc:
             self._failed(exc)
 
+    @_deep.roomy
     def on_span_end(self, span: Span[Any]) -> None:
         """End a turn or a tool call; record guardrail decisions, handoffs and replies."""
         try:
@@ -260,6 +267,7 @@ class AuditSpanProcessor(TracingProcessor):
         """Flush the collector (its owner shuts it down)."""
         self.force_flush()
 
+    @_deep.roomy
     def force_flush(self) -> None:
         """Flush the collector."""
         try:
@@ -306,6 +314,7 @@ class AuditSpanProcessor(TracingProcessor):
 
         return ToolInputGuardrail(guardrail_function=guard, name=name)
 
+    @_deep.roomy
     def record_policy_decision(self, tool_name: str, action: str, source: str = "") -> None:
         """Record a verdict on the tool call the SDK is running now (call it from a tool guardrail).
 
@@ -604,10 +613,13 @@ class AuditSpanProcessor(TracingProcessor):
     def _failed(self, exc: BaseException) -> None:
         if not self._error_logged:
             self._error_logged = True
-            _logger.error(
-                "auditspan: the OpenAI Agents processor failed (further failures are not logged)",
-                exc_info=exc,
-            )
+            try:
+                _logger.error(
+                    "auditspan: the OpenAI Agents processor failed (further failures are not logged)",
+                    exc_info=exc,
+                )
+            except Exception:  # a failing handler, or no stack left to log with: never into the run
+                self._error_logged = False
 
 
 def _duration_ms(started: str, ended: str) -> float:
