@@ -788,7 +788,6 @@ class SpanCollector:
             metadata = self.redactor.redact_value(metadata)
             if type(metadata) is not dict:
                 _out_of_stack()
-                metadata = {_INVALID: metadata}
         if coerced:
             metadata = {**metadata, _COERCED: coerced}
         fields["metadata"] = metadata
