@@ -98,31 +98,35 @@ def defer(work: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
 
 
 def drain() -> None:
-    """Run the work kept for later, oldest first; what is still too deep to run stays. Never raises."""
+    """Run the work kept for later, oldest first; what is still too deep to run stays. Never raises.
+
+    Taking the queue and turning it oldest-first make no call (tuples only), so
+    nothing is lost when this itself is called with no stack to spare.
+    """
     global DEFERRED
-    try:
-        chain, DEFERRED = DEFERRED, None
-        counts["deferred"] = 0
-        items: list[tuple[Any, ...]] = []
-        while chain is not None:
-            items.append(chain)
-            chain = chain[3]
-    except Exception:  # no room even here: the caller tries again later
-        return
-    for index in range(len(items) - 1, -1, -1):
-        work, args, kwargs, _ = items[index]
+    chain, DEFERRED = DEFERRED, None
+    counts["deferred"] = 0
+    node: tuple[Any, ...] | None = None
+    while chain is not None:
+        node = (chain[0], chain[1], chain[2], node)
+        chain = chain[3]
+    while node is not None:
+        work, args, kwargs, rest = node
         try:
             work(*args, **kwargs)
-        except RecursionError:  # still too deep: keep this one and the newer ones, without a call
-            chain = DEFERRED
-            for rest in items[index::-1]:
-                chain = (rest[0], rest[1], rest[2], chain)
-            DEFERRED = chain
-            counts["deferred"] += index + 1
+        except RecursionError:  # still too deep: this one and the rest go back, without a call
+            while node is not None:
+                DEFERRED = (node[0], node[1], node[2], DEFERRED)
+                counts["deferred"] += 1
+                node = node[3]
             return
         except Exception:
             counts["lost"] += 1
-    report()
+        node = rest
+    try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
+        report()
+    except Exception:
+        pass
 
 
 def report() -> None:

@@ -244,6 +244,7 @@ class CollectorStats:
     failures_forgotten: int = 0
     refusals_forgotten: int = 0
     rule_matches: int = 0
+    records_after_shutdown: int = 0
     bad_timestamps: int = 0
     internal_errors: int = 0
 
@@ -437,6 +438,7 @@ class SpanCollector:
         self._lock = threading.RLock()
         self._position = 0
         self._closed = False
+        self._log_closed = False  # the audit log is shut down: records go to it synchronously
         self._error_logged = False
         self.stats = CollectorStats()
         _fork.track(self, tier=0)
@@ -555,6 +557,7 @@ class SpanCollector:
                 self.audit_log.shutdown(self._flush_timeout_ms)
             else:
                 self.audit_log.shutdown()
+            self._log_closed = True
         if self.stats.internal_errors:
             _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
 
@@ -1657,7 +1660,9 @@ class SpanCollector:
             if self._log_events:
                 self._emit_log(record, ts)
             log = self.audit_log
-            if type(log) is JsonLinesAuditLog:  # the usual log: its export() minus a call and a list
+            if self._log_closed:
+                self._write_after_shutdown(record)
+            elif type(log) is JsonLinesAuditLog:  # the usual log: its export() minus a call and a list
                 log.export_lines((encode_record(record),))
             elif log is not None:
                 log.export((record,))
@@ -1666,6 +1671,43 @@ class SpanCollector:
             raise  # emit writes it from a fresh stack
         except Exception as exc:
             self._internal_error(exc)
+
+    def _write_after_shutdown(self, record: dict[str, Any]) -> None:
+        """A record that arrived after ``shutdown()`` (an application's atexit handler, say).
+
+        Written synchronously -- appended to the log's file, which is opened
+        for this one line (never through a symlink), or to its stream -- and
+        said once; its span is dropped (counted by the handle as dropped: the
+        provider is shut down). An exporter of another kind is asked as usual.
+        """
+        self.stats.records_after_shutdown += 1
+        log = self.audit_log
+        line = encode_record(record)
+        where = "nowhere (no audit log)"
+        if isinstance(log, JsonLinesAuditLog) and log.path is not None:
+            where = str(log.path)
+            fd = os.open(
+                log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        elif isinstance(log, JsonLinesAuditLog) and log._sink.stream is not None:
+            where = repr(log._sink.stream)
+            log._sink.write(line)
+        elif log is not None:
+            where = repr(log)
+            log.export((record,))
+        if self.stats.records_after_shutdown == 1:
+            _logger.warning(
+                "auditspan: an audit event arrived after shutdown (from an atexit handler, say): its record "
+                "was written synchronously to %s, its span dropped (further ones are counted in "
+                "collector.stats.records_after_shutdown)",
+                where,
+            )
 
     def _emit_log(self, record: dict[str, Any], ts: int) -> None:
         if self._logger is None:

@@ -42,6 +42,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,9 @@ from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
 __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
 
 _logger = logging.getLogger(__name__)
+
+#: Providers a handle of ``configure()`` shut down: a later ``configure()`` never reuses them.
+_SHUT_DOWN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 _PROTOCOLS = ("grpc", "http/protobuf")
 _EXPORTERS = ("otlp", "console", "none", "auditspan_file")
@@ -199,6 +203,7 @@ class AuditSpanHandle:
         self._shut = True
         self.collector.shutdown()
         for provider in self._owned:
+            _SHUT_DOWN.add(provider)
             run_bounded(provider.shutdown, timeout_s, f"shutdown of {type(provider).__name__}")
         self._report()
 
@@ -316,9 +321,14 @@ def configure(
             destinations["audit log"] = repr(log_target)
 
     provider = tracer_provider
+    replaced_global = False
     if provider is None:
         existing = trace.get_tracer_provider()
-        if isinstance(existing, TracerProvider):
+        if isinstance(existing, TracerProvider) and existing in _SHUT_DOWN:
+            # The global provider is one an earlier handle shut down (configure() after shutdown()):
+            # it would drop every span. A fresh one, not global (the API sets the global once).
+            replaced_global = True
+        elif isinstance(existing, TracerProvider):
             provider = existing
             destinations["traces"] = "the application's TracerProvider (its own exporters)"
     if provider is None:
@@ -328,7 +338,7 @@ def configure(
         if exporter is not None:
             provider.add_span_processor(_pipeline(exporter, stats))
         owned.append(provider)
-        if set_global:
+        if set_global and not replaced_global:
             trace.set_tracer_provider(provider)
     elif span_exporter is not None:
         provider.add_span_processor(_pipeline(span_exporter, stats))

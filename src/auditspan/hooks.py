@@ -950,7 +950,13 @@ def _wrap_tool(
 
         @functools.wraps(func)
         async def async_gen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            call = new_call(args, kwargs)
+            try:
+                call = new_call(args, kwargs)
+            except RecursionError:  # no stack left even to describe the call: it runs, counted
+                _deep.counts["lost"] += 1
+                async for item in func(*args, **kwargs):
+                    yield item
+                return
             call.begin()
             inner = func(*args, **kwargs)
             items = _ItemsPreview()
@@ -986,7 +992,11 @@ def _wrap_tool(
 
         @functools.wraps(func)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            call = new_call(args, kwargs)
+            try:
+                call = new_call(args, kwargs)
+            except RecursionError:  # no stack left even to describe the call: it runs, counted
+                _deep.counts["lost"] += 1
+                return (yield from func(*args, **kwargs))
             call.begin()
             inner = func(*args, **kwargs)
             items = _ItemsPreview()
@@ -1024,7 +1034,12 @@ def _wrap_tool(
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            async with new_call(args, kwargs) as call:
+            try:
+                call = new_call(args, kwargs)
+            except RecursionError:  # no stack left even to describe the call: it runs, counted
+                _deep.counts["lost"] += 1
+                return await func(*args, **kwargs)
+            async with call:
                 call.result = await func(*args, **kwargs)
             return call.result
 
@@ -1032,7 +1047,12 @@ def _wrap_tool(
 
     @functools.wraps(func)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-        with new_call(args, kwargs) as call:
+        try:
+            call = new_call(args, kwargs)
+        except RecursionError:  # no stack left even to describe the call (within a few frames of the
+            _deep.counts["lost"] += 1  # limit): it runs unaudited, counted and reported (_deep.report)
+            return func(*args, **kwargs)
+        with call:
             call.result = func(*args, **kwargs)
         return call.result
 
