@@ -255,7 +255,10 @@ def configure(
             list of them (else ``OTEL_TRACES_EXPORTER``).
         span_exporter: an exporter object to use instead of any of the above.
         tracer_provider: a provider to use; else the global one if the
-            application set one; else a new one (made global if ``set_global``).
+            application set one (never one an earlier handle shut down: a
+            ``configure()`` after ``shutdown()`` gets a fresh provider, not
+            made global -- the API sets the global provider once); else a new
+            one (made global if ``set_global``).
         resource_attributes: more Resource attributes.
         capture: ``redacted`` (default: secrets in previews, arguments, results,
             error messages and metadata replaced by ``[REDACTED:<kind>]``),

@@ -43,7 +43,8 @@ What the hooks do for you:
 The current turn is kept in a context variable, like the current span: it
 follows ``await`` and asyncio tasks, but not plain threads -- submit tool work
 through ``auditspan.context.ContextExecutor`` (see ``auditspan.context``).
-Emitting never raises into the agent.
+Emitting never raises into the agent, at any stack depth: called from deep
+recursion, the events go out from a fresh stack (``auditspan._deep``).
 """
 
 from __future__ import annotations
