@@ -136,8 +136,9 @@ def report() -> None:
         if new > 0:
             counts["reported"] = counts["lost"]
             _logger.error(
-                "auditspan: %d audit events were emitted with no room left on the stack (at the recursion "
-                "limit, with %d more kept for later) and could not be recorded",
+                "auditspan: %d audit events could not be recorded: emitted within a few frames of the "
+                "recursion limit while %d others already waited for room, or a decorated tool called there "
+                "(it ran, unaudited)",
                 new,
                 MAX_DEFERRED,
             )

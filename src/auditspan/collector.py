@@ -457,14 +457,19 @@ class SpanCollector:
                 _deep.drain()
             except Exception:
                 pass  # too deep even for that: a later call drains
-        job = [event, None, 0, 0]  # the event, its records, how many of them are written, its time (ns)
+        records: list[dict[str, Any]] | None = None
+        written = ts = 0
         try:
-            self._process(job)
+            records, ts = self._records_of(event)
+            for record in records:
+                self._write(record, ts)
+                written += 1
             return
         except RecursionError:
             pass
         # No room left for our own calls: the rest on a fresh stack, else later. Only call-free code
         # below once a call failed: a handler that calls may raise again.
+        job = [event, records, written, ts]  # the event, its records (None: not made), written, time
         started = [False]
         try:
             _deep.on_fresh_stack(self._process, (job,), {}, started)
@@ -1278,8 +1283,8 @@ class SpanCollector:
             turn, call, ts, outcome=attr.OUTCOME_FAILURE if failed else attr.OUTCOME_SUCCESS, fields=fields
         )
         remembered = self._failed
-        key = (turn.key, call.tool_name)
         if failed:
+            key = (turn.key, call.tool_name)
             remembered.pop(key, None)  # the latest failure goes last
             remembered[key] = (call.trace_id, call.span_id, call.attempt)
             if len(remembered) > MAX_REMEMBERED_CALLS:
@@ -1291,7 +1296,7 @@ class SpanCollector:
                     "attempt 1, without a link)",
                 )
         elif remembered:
-            remembered.pop(key, None)
+            remembered.pop((turn.key, call.tool_name), None)
         return record
 
     def _finish_unended_call(self, turn: _Turn, call: _Call, ts: int, *, evicted: bool = False) -> None:
