@@ -457,10 +457,32 @@ class SpanCollector:
                 _deep.drain()
             except Exception:
                 pass  # too deep even for that: a later call drains
-        records: list[dict[str, Any]] | None = None
+        records: list[dict[str, Any]] = []
         written = ts = 0
         try:
-            records, ts = self._records_of(event)
+            try:
+                fields, ts, raw_args = self._fields_of(event)
+            except RecursionError:
+                raise  # for the handler at the end: the event is made again with room to spare
+            except Exception as exc:
+                self._internal_error(exc)
+                fields, ts, raw_args = self._cleaned(
+                    {"metadata": {_INVALID: clean_str(type(event).__name__)}}
+                )
+            event_id = ""
+            try:
+                with self._lock:
+                    self.stats.events += 1
+                    self._position += 1
+                    event_id = self._event_id(fields)
+                    routed = _Event(fields, event_id, ts, raw_args)
+                    records = [self._route(routed), *routed.extra]
+            except RecursionError:
+                raise
+            except Exception as exc:  # nothing may reach the agent
+                self._internal_error(exc)
+            if not records:
+                records = [self._bare_record(fields, event_id)]
             for record in records:
                 self._write(record, ts)
                 written += 1
@@ -468,54 +490,30 @@ class SpanCollector:
         except RecursionError:
             pass
         # No room left for our own calls: the rest on a fresh stack, else later. Only call-free code
-        # below once a call failed: a handler that calls may raise again.
-        job = [event, records, written, ts]  # the event, its records (None: not made), written, time
+        # below once a call failed: a handler that calls may raise again. Records not made yet: the
+        # whole event again (emit never raises); made: those not written yet.
+        work: Any = self.emit
+        args: tuple[Any, ...] = (event,)
+        if records:
+            work, args = self._write_rest, ([records, written, ts],)
         started = [False]
         try:
-            _deep.on_fresh_stack(self._process, (job,), {}, started)
+            _deep.on_fresh_stack(work, args, {}, started)
         except Exception:
             if not started[0]:
                 if _deep.counts["deferred"] < _deep.MAX_DEFERRED:
-                    _deep.DEFERRED = (self._process, (job,), {}, _deep.DEFERRED)
+                    _deep.DEFERRED = (work, args, {}, _deep.DEFERRED)
                     _deep.counts["deferred"] += 1
                 else:
                     _deep.counts["lost"] += 1
                     self.stats.internal_errors += 1
 
-    def _process(self, job: list[Any]) -> None:
-        """Make the event's records (once) and write those not yet written. ``RecursionError`` propagates
-        (``emit`` then finishes the job elsewhere); anything else is handled here."""
-        if job[1] is None:
-            job[1], job[3] = self._records_of(job[0])
-        records, ts = job[1], job[3]
-        while job[2] < len(records):
-            self._write(records[job[2]], ts)
-            job[2] += 1
-
-    def _records_of(self, event: Any) -> tuple[list[dict[str, Any]], int]:
-        try:
-            fields, ts, raw_args = self._fields_of(event)
-        except RecursionError:
-            raise
-        except Exception as exc:
-            self._internal_error(exc)
-            fields, ts, raw_args = self._cleaned({"metadata": {_INVALID: clean_str(type(event).__name__)}})
-        records: list[dict[str, Any]] = []
-        event_id = ""
-        try:
-            with self._lock:
-                self.stats.events += 1
-                self._position += 1
-                event_id = self._event_id(fields)
-                event = _Event(fields, event_id, ts, raw_args)
-                records = [self._route(event), *event.extra]
-        except RecursionError:
-            raise
-        except Exception as exc:  # nothing may reach the agent
-            self._internal_error(exc)
-        if not records:
-            records = [self._bare_record(fields, event_id)]
-        return records, ts
+    def _write_rest(self, job: list[Any]) -> None:
+        """Write the records of ``job`` (records, how many are written, time) not written yet."""
+        records, ts = job[0], job[2]
+        while job[1] < len(records):
+            self._write(records[job[1]], ts)
+            job[1] += 1
 
     def flush(self) -> None:
         """End stale turns and push spans, log records and audit records out (bounded wait)."""
