@@ -407,6 +407,8 @@ class SpanCollector:
         self._injector: _InjectingIdGenerator | None = None
         self._logger: Any = None
         self.audit_log: AuditLogExporter | None = open_audit_log(audit_log)
+        #: Where ``_write`` sends records: the audit log, and after shutdown ``_AfterShutdown``.
+        self._records_to: Any = self.audit_log
         self.events_as = events_as
         self._span_events = events_as in ("span_events", "both")
         self._log_events = events_as in ("logs", "both")
@@ -438,7 +440,6 @@ class SpanCollector:
         self._lock = threading.RLock()
         self._position = 0
         self._closed = False
-        self._log_closed = False  # the audit log is shut down: records go to it synchronously
         self._error_logged = False
         self.stats = CollectorStats()
         _fork.track(self, tier=0)
@@ -560,7 +561,7 @@ class SpanCollector:
                 self.audit_log.shutdown(self._flush_timeout_ms)
             else:
                 self.audit_log.shutdown()
-            self._log_closed = True
+            self._records_to = _AfterShutdown(self)
         if self.stats.internal_errors:
             _logger.warning("auditspan: %d internal errors during this run", self.stats.internal_errors)
 
@@ -1662,10 +1663,8 @@ class SpanCollector:
         try:
             if self._log_events:
                 self._emit_log(record, ts)
-            log = self.audit_log
-            if self._log_closed:
-                self._write_after_shutdown(record)
-            elif type(log) is JsonLinesAuditLog:  # the usual log: its export() minus a call and a list
+            log = self._records_to
+            if type(log) is JsonLinesAuditLog:  # the usual log: its export() minus a call and a list
                 log.export_lines((encode_record(record),))
             elif log is not None:
                 log.export((record,))
@@ -1675,7 +1674,7 @@ class SpanCollector:
         except Exception as exc:
             self._internal_error(exc)
 
-    def _write_after_shutdown(self, record: dict[str, Any]) -> None:
+    def _write_after_shutdown(self, record: dict[str, Any]) -> None:  # see _AfterShutdown
         """A record that arrived after ``shutdown()`` (an application's atexit handler, say).
 
         Written synchronously -- appended to the log's file, which is opened
@@ -1759,6 +1758,19 @@ class SpanCollector:
                 _logger.error("auditspan: internal error (further ones are only counted)", exc_info=exc)
             except Exception:  # a handler that fails (or no stack left to log with) must not raise
                 self._error_logged = False
+
+
+class _AfterShutdown:
+    """What a collector's records go to once its audit log is shut down (``_write_after_shutdown``)."""
+
+    __slots__ = ("_collector",)
+
+    def __init__(self, collector: SpanCollector) -> None:
+        self._collector = collector
+
+    def export(self, records: Any) -> None:
+        for record in records:
+            self._collector._write_after_shutdown(record)
 
 
 def _out_of_stack() -> None:
