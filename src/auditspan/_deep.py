@@ -28,6 +28,7 @@ import _thread
 import contextvars
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
@@ -49,6 +50,17 @@ DEFERRED: tuple[Any, ...] | None = None
 #: ``deferred``: items in ``DEFERRED``; ``fresh_stack``: work finished on a fresh stack;
 #: ``lost``: work given up; ``reported``: how many of the lost ones were already reported.
 counts: dict[str, int] = {"deferred": 0, "fresh_stack": 0, "lost": 0, "reported": 0}
+
+
+def _fork_child() -> None:
+    """In a forked child: the parent's kept work is the parent's to run (it drains it)."""
+    global DEFERRED
+    DEFERRED = None
+    counts.update(deferred=0, fresh_stack=0, lost=0, reported=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fork_child)
 
 
 def on_fresh_stack(

@@ -571,6 +571,9 @@ class SpanCollector:
         self._lock = threading.RLock()
         self._turns = OrderedDict()
         self._latest = {}
+        self._unfinished = OrderedDict()  # the parent's calls: it ends them
+        self._failed = OrderedDict()
+        self._refused = OrderedDict()
 
     def span_context(
         self, session_id: str | None, turn_id: str | None, tool_call_id: str | None = None
@@ -1688,10 +1691,13 @@ class SpanCollector:
         where = "nowhere (no audit log)"
         if isinstance(log, JsonLinesAuditLog) and log.path is not None:
             where = str(log.path)
-            fd = os.open(
-                log.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
-            )
+            # As the log opened it: no symlink followed unless it was told to, no hang on a FIFO.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+            if not getattr(log._sink, "_follow", False):
+                flags |= os.O_NOFOLLOW
+            fd = os.open(log.path, flags, 0o600)
             try:
+                os.set_blocking(fd, True)
                 view = memoryview(line)
                 while view:
                     view = view[os.write(fd, view) :]
@@ -1699,7 +1705,7 @@ class SpanCollector:
                 os.close(fd)
         elif isinstance(log, JsonLinesAuditLog) and log._sink.stream is not None:
             where = repr(log._sink.stream)
-            log._sink.write(line)
+            log._sink.write([line])
         elif log is not None:
             where = repr(log)
             log.export((record,))
