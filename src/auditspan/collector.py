@@ -406,9 +406,9 @@ class SpanCollector:
         self._tracer: trace.Tracer | None = None
         self._injector: _InjectingIdGenerator | None = None
         self._logger: Any = None
-        self.audit_log: AuditLogExporter | None = open_audit_log(audit_log)
         #: Where ``_write`` sends records: the audit log, and after shutdown ``_AfterShutdown``.
-        self._records_to: Any = self.audit_log
+        self._records_to: Any = None
+        self.audit_log = open_audit_log(audit_log)
         self.events_as = events_as
         self._span_events = events_as in ("span_events", "both")
         self._log_events = events_as in ("logs", "both")
@@ -445,6 +445,16 @@ class SpanCollector:
         _fork.track(self, tier=0)
 
     # ------------------------------------------------------------------ public
+    @property
+    def audit_log(self) -> AuditLogExporter | None:
+        """The audit-log exporter records go to (None: no log). May be replaced."""
+        return self._audit_log
+
+    @audit_log.setter
+    def audit_log(self, log: AuditLogExporter | None) -> None:
+        self._audit_log = log
+        self._records_to = log
+
     def emit(self, event: Any) -> None:
         """Take one audit event. Never raises, at any stack depth.
 
