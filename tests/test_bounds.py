@@ -35,7 +35,7 @@ from auditspan.events import (
     ToolPolicyDecisionEvent,
     TurnStartEvent,
 )
-from auditspan.redaction import Redactor
+from auditspan.redaction import CapturePolicy, Redactor
 from auditspan.rules import PII_EXFILTRATION_RULE, RuleEngine
 
 TS = "2026-11-21T19:24:17.134534+00:00"
@@ -71,6 +71,7 @@ def _collector(**options: Any) -> tuple[SpanCollector, _CountingLog]:
     log = _CountingLog()
     options.setdefault("rules", None)
     options.setdefault("classifier", _OneType())
+    options.setdefault("redactor", Redactor(CapturePolicy.FULL))  # redaction has its own memo test
     collector = SpanCollector(trace.NoOpTracerProvider(), audit_log=log, **options)
     return collector, log
 
