@@ -463,7 +463,9 @@ class _Sink:
         self._open()
         if self._lockable:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self._fd
+        # While this process waited for the lock, another one may have written to the new file,
+        # rotated it in its turn and closed it: follow the path again before writing.
+        return self._follow_rotation(self._fd)
 
     # -- syncing and closing -----------------------------------------------------
     def _sync_fd(self, fd: int) -> None:
