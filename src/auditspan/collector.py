@@ -140,17 +140,17 @@ MAX_REMEMBERED_CALLS = 10_000
 _ENVELOPE_FIELDS = frozenset({"event_type", "timestamp", "agent_id", "turn_id", "session_id", "tool_name"})
 _CONTENT_FIELDS = ("prompt_preview", "content_preview", "arguments_preview", "result_preview")
 _CONTENT_FIELD_SET = frozenset(_CONTENT_FIELDS)
-#: Fields that hold ids, names and tags rather than content: never scrubbed (cheap, and stable to match on).
-_UNSCRUBBED_FIELDS = frozenset(
+#: Fields that hold ids, names and tags rather than content: scrubbed by ``Redactor.scrub_name``
+#: (memoised and deterministic, so they stay cheap and still match). ``timestamp`` is parsed and
+#: ``event_id`` checked or made by the collector: neither is scrubbed.
+_NAME_FIELDS = frozenset(
     {
         "event_type",
-        "timestamp",
         "agent_id",
         "turn_id",
         "session_id",
         "severity",
         "tool_name",
-        "event_id",
         "status",
         "action",
         "mutated_field",
@@ -159,7 +159,13 @@ _UNSCRUBBED_FIELDS = frozenset(
         "error_type",
     }
 )
+_UNSCRUBBED_FIELDS = frozenset({"timestamp", "event_id"})
 _OPTIONAL_STR_FIELDS = ("agent_id", "turn_id", "session_id")
+#: Field names of the seed's envelope and of every known event class (an unknown event's others are
+#: scrubbed as names).
+_KNOWN_FIELD_NAMES = frozenset(
+    {*BASE_FIELDS, "event_id", *(f.name for cls in EVENT_CLASSES.values() for f in dataclass_fields(cls))}
+)
 _INVALID = "auditspan.invalid_event"
 _COERCED = "auditspan.coerced"
 #: Event-specific fields and the default that gives their type (from the event classes).
@@ -169,8 +175,8 @@ _TYPED_FIELDS: dict[str, tuple[tuple[str, Any], ...]] = {
     )
     for cls in EVENT_CLASSES.values()
 }
-#: How ``_plain_fields`` treats an event-specific text field: left as it is, captured as content, or
-#: scrubbed.
+#: How ``_plain_fields`` treats an event-specific text field: scrubbed as a name (memoised), captured
+#: as content, or scrubbed.
 _AS_TAG, _AS_CONTENT, _AS_SCRUBBED = range(3)
 
 
@@ -188,7 +194,7 @@ def _field_plan(tag: str) -> _FieldPlan:
     for name, default in _TYPED_FIELDS[tag]:
         if not isinstance(default, str):
             numbers.append((name, isinstance(default, float)))
-        elif name in _UNSCRUBBED_FIELDS:
+        elif name in _NAME_FIELDS:
             texts.append((name, _AS_TAG))
         else:
             texts.append((name, _AS_CONTENT if name in _CONTENT_FIELD_SET else _AS_SCRUBBED))
@@ -707,18 +713,29 @@ class SpanCollector:
                     fields[name] = clean_str(value)  # lone surrogates cannot be encoded
         raw_args = None
         redactor = self.redactor
+        # Ids and names are secrets' hiding places too (issue 14): scrubbed, memoised.
+        scrub_name = redactor.scrub_name
+        fields["severity"] = scrub_name(fields["severity"])
+        for name in ("agent_id", "turn_id", "session_id"):
+            value = fields[name]
+            if value:
+                fields[name] = scrub_name(value)
         for name, kind in plan.texts:
             value = fields[name]
             if not value.isascii():
                 value = fields[name] = clean_str(value)
             if name == "arguments_preview":
                 raw_args = value
-            if value and kind != _AS_TAG:
+            if not value:
+                continue
+            if kind == _AS_TAG:
+                value = fields[name] = scrub_name(value)
+            else:
                 value = fields[name] = (
                     redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
                 )
-                if value is REDACTION_ERROR_MARKER:
-                    _out_of_stack()
+            if value is REDACTION_ERROR_MARKER:
+                _out_of_stack()
         if metadata:
             fields["metadata"] = redacted = redactor.redact_value(metadata)
             if type(redacted) is not dict:
@@ -809,7 +826,9 @@ class SpanCollector:
             if type(metadata) is not dict:
                 _out_of_stack()
         if coerced:
-            metadata = {**metadata, _COERCED: coerced}
+            # The originals of repaired values are evidence, and as open to secrets as any field.
+            scrub = self.redactor.scrub
+            metadata = {**metadata, _COERCED: {name: scrub(text) for name, text in coerced.items()}}
         fields["metadata"] = metadata
         return (fields if known else _in_seed_order(fields)), ts, raw_args
 
@@ -1628,13 +1647,19 @@ class SpanCollector:
         through the secret scrubber -- only ids, names and the event's own
         tags are left as they are. Non-string field names become strings.
         """
-        if not known_names and not all(type(name) is str and name.isascii() for name in fields):
-            fields = {clean_str(name): value for name, value in fields.items()}
         redactor = self.redactor
+        scrub_name = redactor.scrub_name
+        if not known_names and not all(
+            type(name) is str and (name in _KNOWN_FIELD_NAMES or scrub_name(name) == name) for name in fields
+        ):
+            # An unknown event's own field names are free text too: repaired and scrubbed.
+            fields = {
+                clean_str(name) if name in _KNOWN_FIELD_NAMES else scrub_name(clean_str(name)): value
+                for name, value in fields.items()
+            }
         for name, value in fields.items():
             if type(value) is str and (not value or name in _UNSCRUBBED_FIELDS):
-                # The usual case first: a tag or id, left as it is (and not written back) unless it
-                # needs repair.
+                # A timestamp or an event id, left as it is (and not written back) unless it needs repair.
                 if not value.isascii():
                     fields[name] = clean_str(value)
             elif isinstance(value, str):
@@ -1642,6 +1667,8 @@ class SpanCollector:
                     value = clean_str(value)  # lone surrogates cannot be encoded
                 if not value or name in _UNSCRUBBED_FIELDS:
                     fields[name] = value
+                elif name in _NAME_FIELDS:
+                    fields[name] = scrub_name(value)
                 elif name in _CONTENT_FIELD_SET:
                     fields[name] = redactor.capture(value)
                 else:
@@ -1654,7 +1681,9 @@ class SpanCollector:
         # A replayed canonical record keeps its id (the envelope key is not an event field).
         existing = fields.pop("event_id", None)
         if isinstance(existing, str) and _EVENT_ID.fullmatch(existing):
-            return existing
+            # Unless it holds a secret ("evt_ghp_..."): then a new id, as for an event without one.
+            if self.redactor.scrub_name(existing) == existing:
+                return existing
         return self._ids.event_id(fields, self._position)
 
     def _bare_record(self, fields: dict[str, Any], event_id: str) -> dict[str, Any]:

@@ -472,6 +472,8 @@ def _run_start(text: str, end: int, floor: int, chars: frozenset[str], limit: in
 #: ``scrub`` remembers the results of strings up to this long, at most this many of them.
 _SCRUB_MEMO_LENGTH: Final = 256
 _SCRUB_MEMO_SIZE: Final = 4096
+#: ``scrub_name`` remembers this many names per generation (two generations: at most twice this).
+_NAME_MEMO_SIZE: Final = 8192
 
 
 class Redactor:
@@ -532,6 +534,9 @@ class Redactor:
         self._regexes: dict[int, re.Pattern[str]] = {}
         self._key_cache: dict[str, str | None] = {}
         self._scrub_memo: dict[str, tuple[str, int]] = {}
+        # Two generations: a name still in use survives the turn-over of the other.
+        self._names: dict[str, tuple[str, int]] = {}
+        self._old_names: dict[str, tuple[str, int]] = {}
         self._count = 0
         self._count_lock = fork_safe_lock()
         self._handlers: dict[str, _Handler] = {
@@ -681,6 +686,45 @@ class Redactor:
                 memo.clear()  # many distinct strings: start over rather than grow or track age
             memo[text] = found
         return found
+
+    def scrub_name(self, name: str) -> str:
+        """An id, name or tag (tool name, agent, session, turn, error type, status): ``scrub``, memoised.
+
+        Deterministic: the same name always gives the same text, so tool names,
+        sessions and turns still match after redaction (two names that differ
+        only inside a secret of the same kind become one). The results of the
+        last 8,192 to 16,384 distinct names are remembered (two generations:
+        when the newer one is full it becomes the older one), so the names an
+        agent repeats cost a dictionary lookup. Never raises.
+
+        Example::
+
+            >>> Redactor().scrub_name("deploy_sk-proj-abcDEF1234567890abcDEF12")
+            'deploy_[REDACTED:openai_key]'
+        """
+        if self.policy is CapturePolicy.FULL:
+            return name if type(name) is str else clean_str(name)
+        found = self._names.get(name)
+        if found is None:
+            found = self._old_names.get(name)
+            if found is None:
+                if type(name) is not str:
+                    return self.redact_text(name)
+                found = self._redact_name(name)
+            names = self._names
+            if len(names) >= _NAME_MEMO_SIZE:
+                self._old_names = names
+                names = self._names = {}
+            names[name] = found
+        if found[1]:
+            self._add(found[1])
+        return found[0]
+
+    def _redact_name(self, name: str) -> tuple[str, int]:
+        try:
+            return self._redact(name)
+        except Exception:
+            return REDACTION_ERROR_MARKER, 1
 
     # --- scanning ---------------------------------------------------------------
     def _add(self, count: int) -> None:
