@@ -398,7 +398,7 @@ def test_custom_sensitive_keys_words_and_regexes() -> None:
     assert regexes.redact_text("{'x_user_id': 'u-1', 'y_id': 2, 'token': 'abc123'}") == (
         "{'x_user_id': '[REDACTED:x_user_id]', 'y_id': 2, 'token': '[REDACTED:token]'}"
     )
-    assert regexes.redact_text("max_tokens=5 pass=1") == "max_tokens=5 pass=1"
+    assert regexes.redact_text("max_tokens=5 passes=1") == "max_tokens=5 passes=1"
 
 
 def test_non_sensitive_keys_can_be_tuned() -> None:

@@ -159,7 +159,10 @@ class CapturePolicy(str, Enum):
 #: as ``_``: ``X-Api-Key`` -> ``x_api_key``, ``accessToken`` -> ``access_token``).
 DEFAULT_SENSITIVE_KEYS: Final[tuple[str, ...]] = (
     r"pass_?(?:word|wd|phrase|code)",
-    r"[a-z0-9]_?pwd",  # db_pwd; a bare PWD is the working directory
+    r"(?:^|_)pass(?:_|$)",  # pass=, db_pass; not passed, passes, bypass
+    r"pwd",  # pwd=, db_pwd; the shell's PWD and OLDPWD (upper case) are the working directory
+    r"(?:^|_)pw(?:_|$)",
+    r"(?:^|_)sig(?:nature)?$",  # signed URLs: Azure SAS sig=, X-Amz-Signature=, X-Goog-Signature=
     r"secret",
     r"token(?!s|i[sz]e)",  # access_token, id_token; not tokens / tokenizer
     r"api_?key",
@@ -186,12 +189,15 @@ DEFAULT_NON_SENSITIVE_KEYS: Final[tuple[str, ...]] = (
 )
 
 #: Literal words, one of which every default sensitive key contains (case-insensitively).
-_DEFAULT_KEY_WORDS: Final = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "cred", "jwt")
+_DEFAULT_KEY_WORDS: Final = ("pass", "pw", "secret", "token", "key", "auth", "cookie", "cred", "jwt", "sig")
+#: Upper-case keys that hold the shell's working directories, not passwords.
+_SHELL_DIRECTORY_KEYS: Final = frozenset({"PWD", "OLDPWD"})
 #: The same as regexes over a lower-cased raw key, as tight as ``DEFAULT_SENSITIVE_KEYS``
 #: allows, so that ``max_tokens``, ``author``, ``passed`` or a bare ``key`` never reach Python.
 _DEFAULT_KEY_REGEXES: Final = (
-    r"pass[_.\-]{0,3}(?:word|wd|phrase|code)",
-    r"pwd",
+    r"pass",
+    r"pw",
+    r"sig",
     r"secret",
     r"token(?!s|i[sz]e)",
     r"key(?:(?<=[a-z0-9]key)|(?<=[a-z0-9][_.\-]key))",
@@ -265,6 +271,20 @@ _TOKEN_FAMILIES: Final[tuple[tuple[str, str], ...]] = (
     ),
     ("url", r"://[^\s/?#@:\"'<>\\\[\]]{0,256}:(?P<url_pw>[^\s/?#\"'<>\\\[\]]{1,512})(?P<url_at>@|\Z)"),
     ("email", r"@(?<=[a-z0-9._%+\-]@)[a-z0-9\-]{1,63}(?:\.[a-z0-9\-]{1,63}){0,8}"),
+    # A password on a command line: the handler reads the rest of the command (``mysql -pSECRET``,
+    # ``sshpass -p SECRET``) case-sensitively, where ``-P`` is a port or a prompt.
+    ("command_password", r"(?:mysql|mariadb|sshpass)"),
+    # Telegram's bot API puts the bot's token in the URL path: /bot<id>:<token>/method.
+    ("telegram_bot_token", r"/bot(?P<bot_token>[0-9]{5,16}:[a-z0-9_\-]{30,64})(?![a-z0-9_\-])"),
+    # Prose: "my password is: X", "the api key is X", "secret key: X".
+    (
+        "prose",
+        r"(?:pass(?:word|phrase|code)|api[ \t]?key|(?:secret|access|private)[ \t]key"
+        r"|(?:auth|access|refresh|api|session)[ \t]?token|token|secret|credentials?)"
+        r"(?:(?P<prose_verb>[ \t]{1,4}(?:is|was)(?![a-z]))(?P<prose_colon>[ \t]{0,4}:)?"
+        r"|(?<=key)(?P<prose_key_colon>[ \t]{0,4}:))"
+        r"[ \t]{1,8}(?P<prose_quote>[\"'`])?(?P<prose_value>[^\s\"'`]{1,512})",
+    ),
 )
 _FAMILY_NAMES: Final = (*(name for name, _ in _TOKEN_FAMILIES), "kv", "flag")
 (
@@ -282,6 +302,9 @@ _FAMILY_NAMES: Final = (*(name for name, _ in _TOKEN_FAMILIES), "kv", "flag")
     _BEARER,
     _URL,
     _EMAIL,
+    _COMMAND,
+    _TELEGRAM,
+    _PROSE,
     _KV,
     _FLAG,
 ) = (1 << index for index in range(len(_FAMILY_NAMES)))
@@ -355,6 +378,12 @@ def _trigger_mask(text: str, lowered: str, words: tuple[str, ...] | None) -> int
         mask |= _EMAIL
     if "hooks.slack.com" in lowered:
         mask |= _SLACK_HOOK
+    if "mysql" in lowered or "mariadb" in lowered or "sshpass" in lowered:
+        mask |= _COMMAND
+    if "/bot" in lowered:
+        mask |= _TELEGRAM
+    if " is" in lowered or " was" in lowered or "key:" in lowered or "key :" in lowered:
+        mask |= _PROSE
     if ":" in lowered:
         if "://" in lowered:
             mask |= _URL
@@ -402,6 +431,16 @@ _MARKER_VALUE_RE: Final = re.compile(rf"{_SCHEMES}?\[REDACTED:[a-z0-9_.\-]{{1,64
 _BRACKET_EVENT_RE: Final = re.compile(r"\\[\s\S]|[\[\](){}\"']")
 _TAIL_RE: Final = re.compile(r"(?:\.\.\.|…)?[\"'`)\]}>]{0,8}\s*\Z")
 _TRIVIAL_VALUES: Final = frozenset({"", "true", "false", "null", "none", "nil", "undefined"})
+#: Where a command ends (``_on_command`` looks for its password option before it).
+_COMMAND_END_RE: Final = re.compile(r"[\r\n;|&]")
+#: ``-pSECRET`` (mysql's password, glued to the option; ``-p SECRET`` names a database, ``-P`` a port).
+_MYSQL_OPTION_RE: Final = re.compile(
+    r"(?<=[ \t])-p(?P<value>\"[^\"\r\n]{1,256}\"|'[^'\r\n]{1,256}'|[^\s\"'\\]{1,256})"
+)
+#: ``sshpass -p SECRET`` or ``-pSECRET`` (``-P`` is the prompt to wait for).
+_SSHPASS_OPTION_RE: Final = re.compile(
+    r"(?<=[ \t])-p[ \t]{0,8}(?P<value>\"[^\"\r\n]{1,256}\"|'[^'\r\n]{1,256}'|[^\s\"'\\-][^\s\"'\\]{0,255})"
+)
 #: ``user@host:path`` (scp, git) follows an address-like ``user@host``: not an e-mail.
 _EMAIL_SCP_RE: Final = re.compile(r":(?!//)[^\s]")
 
@@ -554,6 +593,9 @@ class Redactor:
             "bearer": self._on_bearer,
             "url": self._on_url,
             "email": self._on_email,
+            "command_password": self._on_command,
+            "telegram_bot_token": self._on_telegram,
+            "prose": self._on_prose,
             "kv": self._on_kv,
             "flag": self._on_flag,
         }
@@ -826,6 +868,7 @@ class Redactor:
         sensitive = any(p.search(normalized) for p in self._custom_sensitive) or (
             any(p.search(normalized) for p in self._sensitive)
             and not any(p.search(normalized) for p in self._non_sensitive)
+            and name.lstrip("$-") not in _SHELL_DIRECTORY_KEYS
         )
         kind = _kind_from_key(name) if sensitive else None
         if len(key) <= _SCRUB_MEMO_LENGTH:  # bounded in count and in size: 4,096 keys of <= 256 chars
@@ -976,6 +1019,59 @@ class Redactor:
         if self._allowed(text[local_start:end]):
             return at, None, end
         return local_start, marker("email"), end
+
+    def _on_command(self, found: re.Match[str], text: str, floor: int) -> _Outcome:
+        end = found.end()
+        if found.start() > 0 and (text[found.start() - 1].isalnum() or text[found.start() - 1] == "_"):
+            return end, None, end  # inside a word: not the command
+        # The command runs to the end of its line or the next ; | & (at most 1,024 characters).
+        stop = _COMMAND_END_RE.search(text, end, min(len(text), end + 1024))
+        limit = stop.start() if stop is not None else min(len(text), end + 1024)
+        option = (_SSHPASS_OPTION_RE if text[found.start()] in "sS" else _MYSQL_OPTION_RE).search(text, end, limit)
+        if option is None:
+            return end, None, end
+        start, value_end = option.span("value")
+        value = text[start:value_end]
+        if value.startswith(MARKER_PREFIX):
+            return end, None, end  # done already: what lies between is scanned as usual
+        if value.startswith("$") or self._allowed(value):  # $MYSQL_PWD names a secret, it is not one
+            return start, None, value_end
+        return start, marker("command_password"), value_end
+
+    def _on_telegram(self, found: re.Match[str], text: str, floor: int) -> _Outcome:
+        start, end = found.span("bot_token")
+        token = text[start:end].split(":", 1)[1]
+        if not _looks_random(token) or self._allowed(text[start:end]):
+            return start, None, end
+        return start, marker("telegram_bot_token"), end
+
+    def _on_prose(self, found: re.Match[str], text: str, floor: int) -> _Outcome:
+        noun_start = found.start()
+        if noun_start > 0 and text[noun_start - 1].isalnum():
+            return noun_start, None, noun_start + 1  # inside a word ("autotoken is")
+        start, end = found.span("prose_value")
+        quote = found.group("prose_quote")
+        value = text[start:end]
+        if quote is None:
+            value = value.rstrip(".,;:!?)]}>")  # the sentence goes on after the value
+            end = start + len(value)
+        colon = found.group("prose_colon") is not None or found.group("prose_key_colon") is not None
+        # Without a colon the value must look like a secret: "the token is required" is prose.
+        ok = bool(value) and (
+            quote is not None or colon or (len(value) >= 6 and _looks_random(value) and not value.isdigit())
+        )
+        if (
+            not ok
+            or value.lower() in _TRIVIAL_VALUES
+            or value.startswith(MARKER_PREFIX)
+            or self._allowed(value)
+        ):
+            return start, None, found.start("prose_value")
+        if self._redact_builtin(value)[1]:
+            return start, None, start  # a token of a known family: found there, with its own kind
+        verb = found.start("prose_verb") if found.group("prose_verb") is not None else -1
+        noun_end = verb if verb >= 0 else found.start("prose_key_colon")
+        return start, marker(_kind_from_key(text[noun_start:noun_end])), end
 
     def _on_kv(self, found: re.Match[str], text: str, floor: int) -> _Outcome:
         key_start = _run_start(text, found.start(), floor, _KEY_CHARS, 64)
