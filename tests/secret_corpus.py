@@ -23,6 +23,23 @@ _KIND_PREFIX_LENGTH = {
 }
 
 
+#: Kinds that are secrets only in their context (issue 14's families): how runtimes write them.
+_IN_CONTEXT = {
+    "azure_sas": "GET https://acct.blob.core.windows.net/c/f.txt?sv=2022-11-02&ss=b&sp=r&se=2026-01-01T00:00Z&sig={}",
+    "aws_presigned": "https://bkt.s3.amazonaws.com/k.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=3600"
+    "&X-Amz-SignedHeaders=host&X-Amz-Signature={}",
+    "gcs_signed": "https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature={}",
+    "telegram_bot_token": "GET https://api.telegram.org/bot{}/getUpdates",
+    "mysql_password": "mysql -h db.internal -u app -p{} prod",
+    "sshpass_password": "sshpass -p {} ssh -p 22 deploy@build.example.net",
+    "cli_password": "pg_dump --password={} --host db.internal prod",
+    "prose_password": "fyi my password is: {} thanks",
+    "prose_api_key": "the api key is {}, use it",
+}
+#: Kinds that are not standalone tokens (found only in their context).
+CONTEXT_KINDS = frozenset({"kv", "url_password", "bearer_token", "slack_webhook", *_IN_CONTEXT})
+
+
 @dataclass(frozen=True)
 class Secret:
     """A fake secret of the corpus."""
@@ -61,6 +78,8 @@ class Secret:
             return f"curl -H 'Authorization: Bearer {self.value}' https://api.acme.test/v1"
         if self.kind == "slack_webhook":
             return f"POST https://hooks.slack.com/services/{self.value}"
+        if self.kind in _IN_CONTEXT:
+            return _IN_CONTEXT[self.kind].format(self.value)
         return f"using {self.value} now"
 
     def pieces(self) -> set[str]:

@@ -29,14 +29,14 @@ from auditspan.redaction import (
     marker,
 )
 
-from .secret_corpus import Secret, load_lookalikes, load_secrets
+from .secret_corpus import CONTEXT_KINDS, Secret, load_lookalikes, load_secrets
 
 PREVIEW_LIMIT = 200
 LEAD = "lorem ipsum dolor sit amet, consectetur adipiscing elit; "
 
 
 SECRETS = load_secrets()
-TOKENS = [s for s in SECRETS if s.kind not in ("kv", "url_password", "bearer_token", "slack_webhook")]
+TOKENS = [s for s in SECRETS if s.kind not in CONTEXT_KINDS]
 REDACTOR = Redactor()
 
 
