@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from . import __version__
 from .configuration import ConfigurationError
+from .redaction import CapturePolicy, Redactor
 
 __all__ = [
     "EXIT_DATA_ERRORS",
@@ -83,6 +84,36 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _line_limit(text: str) -> int:
+    value = _positive_int(text)
+    if value > 1 << 40:
+        raise argparse.ArgumentTypeError(f"at most {1 << 40} bytes, got {value}")
+    return value
+
+
+def _reading_options(parser: argparse.ArgumentParser, *, content: bool = True) -> None:
+    """``--max-line-bytes`` and, for commands that print content, ``--capture``."""
+    from .replay import DEFAULT_MAX_LINE_BYTES
+
+    parser.add_argument(
+        "--max-line-bytes",
+        type=_line_limit,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help=f"longest line accepted (default {DEFAULT_MAX_LINE_BYTES:,} bytes); a longer one is "
+        "reported and skipped without being held in memory",
+    )
+    parser.add_argument(
+        "--capture",
+        choices=("redacted", "none", "full"),
+        type=str.lower,
+        help="capture policy of what is printed"
+        + (" (and of the spans and records made)" if content else "")
+        + ": redacted (secrets replaced), none (previews dropped, secrets replaced), full (verbatim); "
+        "default $AUDITSPAN_CAPTURE or redacted",
+    )
 
 
 def _command(commands: Any, name: str, **options: Any) -> argparse.ArgumentParser:
@@ -184,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
     )
+    _reading_options(replay)
     replay.set_defaults(handler=_cmd_replay)
 
     show = _command(
@@ -213,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "failed, denied and blocked calls count as error",
     )
     _color_options(show)
+    _reading_options(show)
     show.set_defaults(handler=_cmd_show)
 
     validate = _command(
@@ -231,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every line against the canonical record schema alone (seed events then fail)",
     )
+    _reading_options(validate, content=False)
     validate.set_defaults(handler=_cmd_validate)
 
     policy = _command(
@@ -249,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="only records of this event_type (repeatable; e.g. tool_call_attempt)",
     )
+    _reading_options(policy, content=False)
     policy.set_defaults(handler=_cmd_policy_input)
     return parser
 
@@ -266,6 +301,13 @@ def _out() -> IO[str]:
 
 def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _redactor(args: argparse.Namespace) -> Redactor:
+    """The capture policy of what a command prints: ``--capture``, else ``AUDITSPAN_CAPTURE``, else redacted."""
+    from .configuration import _redactor as configured
+
+    return configured(getattr(args, "capture", None), os.environ)
 
 
 def _use_color(choice: bool | None, stream: IO[str]) -> bool:
@@ -407,6 +449,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     status = _unreadable("replay", args.files)
     if status is not None:
         return status
+    scrub = _redactor(args).scrub
     progress: _Progress | None = None
     if not args.no_progress and sys.stderr.isatty():
         progress = _Progress(args.files, sys.stderr)
@@ -414,7 +457,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     def report(error: LineError) -> None:
         if progress is not None:
             progress.finish()
-        _err(str(error))
+        _err(scrub(str(error)))  # a message may quote the value it found wrong
 
     try:
         summary = replay_files(
@@ -426,6 +469,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             id_namespace=args.id_namespace,
             on_error=report,
             progress=progress,
+            capture=args.capture,
+            max_line_bytes=args.max_line_bytes,
         )
     finally:
         if progress is not None:
@@ -466,16 +511,16 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from .replay import LineError
-    from .show import ShowFilter, render_tree, spans_of_logs
+    from .show import ShowFilter, show_logs
 
     status = _unreadable("show", args.files)
     if status is not None:
         return status
+    redactor = _redactor(args)
 
     def report(error: LineError) -> None:
-        _err(str(error))
+        _err(redactor.scrub(str(error)))  # a message may quote the value it found wrong
 
-    spans, summary = spans_of_logs(args.files, on_error=report)
     out = _out()
     filters = ShowFilter(
         session=args.session,
@@ -484,11 +529,23 @@ def _cmd_show(args: argparse.Namespace) -> int:
         operation_type=args.operation_type,
         severity=args.severity,
     )
-    out.write(
-        render_tree(spans, filters=filters, color=_use_color(args.color, out), ascii_only=_ascii_only(out))
+    summary = show_logs(
+        args.files,
+        out.write,
+        filters=filters,
+        color=_use_color(args.color, out),
+        ascii_only=_ascii_only(out),
+        on_error=report,
+        redactor=redactor,
+        max_line_bytes=args.max_line_bytes,
     )
-    if summary.lines_skipped:
-        _err(f"auditspan show: {summary.lines_skipped} malformed line(s) skipped")
+    if summary.calls_not_shown:
+        _err(
+            f"auditspan show: {summary.calls_not_shown} call(s) of turns that had not ended were not shown "
+            "(show keeps at most 100,000 of them)"
+        )
+    if summary.read.lines_skipped:
+        _err(f"auditspan show: {summary.read.lines_skipped} malformed line(s) skipped")
         return EXIT_DATA_ERRORS
     return EXIT_OK
 
@@ -500,8 +557,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if status is not None:
         return status
     out = _out()
+    scrub = _redactor(args).scrub  # a problem may quote the value it found wrong
     summary = validate_files(
-        args.files, schema_only=args.schema_only, on_problem=lambda m: print(m, file=out)
+        args.files,
+        schema_only=args.schema_only,
+        on_problem=lambda m: print(scrub(m), file=out),
+        max_line_bytes=args.max_line_bytes,
     )
     kinds = f"{summary.canonical} canonical record(s), {summary.seed} seed event(s)"
     print(
@@ -520,13 +581,14 @@ def _cmd_policy_input(args: argparse.Namespace) -> int:
     if status is not None:
         return status
     out = _out()
+    redactor = _redactor(args)
     wanted = set(args.event_type) if args.event_type else None
     bad = 0
     warned = False
     for path in args.files:
-        for _, item in iter_log(path):
+        for _, item in iter_log(path, max_line_bytes=args.max_line_bytes):
             if isinstance(item, LineError):
-                _err(str(item))
+                _err(redactor.scrub(str(item)))
                 bad += 1
                 continue
             if wanted is not None and item.data.get("event_type") not in wanted:
@@ -537,7 +599,11 @@ def _cmd_policy_input(args: argparse.Namespace) -> int:
                     "semantic type (get canonical records with 'auditspan replay --audit-log PATH')"
                 )
                 warned = True
-            out.write(json.dumps(policy_input(item.data), ensure_ascii=False) + "\n")
+            # A log written with capture=full, or by another tool, holds what it was given.
+            document = policy_input(item.data)
+            if redactor.policy is not CapturePolicy.FULL:
+                document = redactor.redact_value(document)
+            out.write(json.dumps(document, ensure_ascii=False) + "\n")
     return EXIT_DATA_ERRORS if bad else EXIT_OK
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ from .records import ENVELOPE_KEYS
 
 __all__ = [
     "DEFAULT_ID_NAMESPACE",
+    "DEFAULT_MAX_LINE_BYTES",
+    "MAX_NESTING_DEPTH",
     "DEFAULT_REPLAY_SERVICE_NAME",
     "DERIVED_EVENT_TYPES",
     "LineError",
@@ -65,6 +68,16 @@ DEFAULT_ID_NAMESPACE = "auditspan"
 DERIVED_EVENT_TYPES = frozenset({attr.EVENT_TYPE_RULE_MATCH})
 #: Spans are pushed out every this many lines, so the batch processor's queue never overflows.
 _FLUSH_EVERY = 512
+#: Longest line (bytes, without its newline) the readers accept: a longer one is reported and
+#: skipped, read in 1 MiB pieces that are not kept. Decoding a line takes about four times its
+#: size, so this bounds the memory a hostile line can take (``--max-line-bytes`` raises it).
+DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
+#: Deepest nesting of arrays and objects a line may have: deeper is reported and skipped
+#: (Python's JSON decoder would raise RecursionError; auditspan keeps 250 levels of metadata).
+MAX_NESTING_DEPTH = 512
+_SKIP_CHUNK = 1 << 20
+#: A JSON string, or one bracket (what the nesting check follows).
+_JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 @dataclass(frozen=True)
@@ -112,9 +125,54 @@ class LogLine:
         return {k: v for k, v in self.data.items() if k not in _DROPPED_ENVELOPE}
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key repeats (readers disagree on which copy wins)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                shown = key if len(key) <= 80 else key[:77] + "..."
+                raise _DuplicateKey(
+                    f"duplicate key {shown!r}: the line has two values for it (which one counts "
+                    "depends on the reader, so none is used)"
+                )
+            seen.add(key)
+    return obj
+
+
+def _nesting_depth(raw: bytes, limit: int) -> int:
+    """How deep the arrays and objects of ``raw`` nest, counted up to just past ``limit``."""
+    depth = deepest = 0
+    for token in _JSON_NESTING.finditer(raw):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
 def _decode(raw: bytes) -> Any:
+    # Cheap first: a line with fewer brackets than the limit cannot nest deeper than it.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING_DEPTH and _nesting_depth(raw, MAX_NESTING_DEPTH) > (
+        MAX_NESTING_DEPTH
+    ):
+        raise ValueError(f"arrays and objects nested more than {MAX_NESTING_DEPTH} deep: not an audit event")
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey:
+        raise
+    except RecursionError:  # belt and braces: the depth check above should have caught it
+        raise ValueError("arrays and objects nested too deep to decode: not an audit event") from None
     except ValueError:  # JSONDecodeError and UnicodeDecodeError; parse_event words the message
         try:
             parse_event(raw)
@@ -128,25 +186,58 @@ def iter_log(
     *,
     check_event: bool = True,
     progress: Callable[[int], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[tuple[int, LogLine | LineError]]:
     """Yield ``(line_no, LogLine | LineError)`` for every non-blank line of an audit log, in order.
 
-    Reads one line at a time (memory does not grow with the file). A line is
-    an error when it is not JSON, not a JSON object or -- with ``check_event``
-    -- has a field of the wrong type (``parse_event``'s message, which names
-    the field). A last line without its newline that does not parse is an
-    error with ``incomplete=True``; a last line without newline that parses is
-    fine. ``progress`` is called with the bytes read so far after each line.
+    Reads one line at a time (memory does not grow with the file, and a line
+    is never held beyond ``max_line_bytes``). A line is an error, and the
+    reading goes on, when it is longer than ``max_line_bytes`` (the rest of it
+    is read in pieces and dropped), nests deeper than ``MAX_NESTING_DEPTH``,
+    repeats a key in one of its objects, is not JSON, not a JSON object or --
+    with ``check_event`` -- has a field of the wrong type (``parse_event``'s
+    message, which names the field). A last line without its newline that does
+    not parse is an error with ``incomplete=True``; a last line without newline
+    that parses is fine. ``progress`` is called with the bytes read so far
+    after each line.
+
+    Messages name fields and may quote values: print them through the capture
+    policy (the command line does).
 
     Raises ``OSError`` when the file cannot be opened (nothing is yielded then).
     """
     name = os.fspath(path)
+    limit = max(1, int(max_line_bytes))
     with open(path, "rb") as f:
         read = 0
         line_no = 0
-        for raw in f:
+        while True:
+            raw = f.readline(limit + 1)
+            if not raw:
+                break
             line_no += 1
             read += len(raw)
+            if len(raw) > limit and not (len(raw) == limit + 1 and raw.endswith(b"\n")):
+                length = len(raw)
+                raw = b""
+                while True:  # the rest of the line, in pieces that are not kept
+                    piece = f.readline(_SKIP_CHUNK)
+                    length += len(piece)
+                    if not piece or piece.endswith(b"\n"):
+                        break
+                read += length - limit - 1
+                if progress is not None:
+                    progress(read)
+                yield (
+                    line_no,
+                    LineError(
+                        name,
+                        line_no,
+                        f"line too long: {length:,} bytes, more than the limit of {limit:,} "
+                        "(--max-line-bytes raises it); skipped",
+                    ),
+                )
+                continue
             if progress is not None:
                 progress(read)
             if not raw.strip():
@@ -234,6 +325,7 @@ def replay_into(
     keep: Callable[[LogLine], bool] | None = None,
     skip_event_types: frozenset[str] = DERIVED_EVENT_TYPES,
     flush_every: int = _FLUSH_EVERY,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ReplaySummary:
     """Emit every well-formed line of ``paths``, in order, into ``collector``; skip and report the rest.
 
@@ -242,8 +334,8 @@ def replay_into(
     a batch span processor is never overrun). ``keep`` filters lines (e.g. by
     session); lines whose ``event_type`` is in ``skip_event_types`` are
     counted in ``derived_skipped`` and not emitted. ``progress(path,
-    bytes_read)`` follows the reading. The caller flushes / shuts down the
-    collector afterwards.
+    bytes_read)`` follows the reading; ``max_line_bytes`` bounds a line
+    (``iter_log``). The caller flushes / shuts down the collector afterwards.
 
     Raises ``OSError`` when a file cannot be opened.
     """
@@ -254,7 +346,7 @@ def replay_into(
         summary.files += 1
         name = os.fspath(path)
         on_bytes = (lambda n, _name=name: progress(_name, n)) if progress is not None else None
-        for _, item in iter_log(path, progress=on_bytes):
+        for _, item in iter_log(path, progress=on_bytes, max_line_bytes=max_line_bytes):
             summary.lines_read += 1
             if isinstance(item, LineError):
                 summary.add_error(item)
@@ -280,6 +372,7 @@ def check_files(
     *,
     on_error: Callable[[LineError], None] | None = None,
     progress: Callable[[str, int], None] | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ReplaySummary:
     """Read ``paths`` like a replay would, without emitting anything: the strict pre-check."""
 
@@ -287,7 +380,9 @@ def check_files(
         def emit(self, event: Any) -> None:
             pass
 
-    summary = replay_into(_Nothing(), paths, on_error=on_error, progress=progress)
+    summary = replay_into(
+        _Nothing(), paths, on_error=on_error, progress=progress, max_line_bytes=max_line_bytes
+    )
     summary.events_replayed = 0
     return summary
 
@@ -304,6 +399,8 @@ def replay_files(
     id_namespace: str = DEFAULT_ID_NAMESPACE,
     on_error: Callable[[LineError], None] | None = None,
     progress: Callable[[str, int], None] | None = None,
+    capture: str | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ReplaySummary:
     """Replay audit logs through ``configure()`` with deterministic ids; return the summary.
 
@@ -323,8 +420,13 @@ def replay_files(
             replayed in another namespace gets other ids (a deliberate second
             copy: backends such as Phoenix drop a span whose id they already
             hold, even in another project).
-        on_error: called with each bad line as it is found.
+        on_error: called with each bad line as it is found (its message may
+            quote a value: print it through the capture policy).
         progress: called with ``(path, bytes_read)`` while reading.
+        capture: the capture policy of the replayed spans and records (else
+            ``AUDITSPAN_CAPTURE``, else ``redacted``): a seed log's secrets are
+            redacted exactly as live events' are.
+        max_line_bytes: longest line accepted (``iter_log``).
 
     Raises:
         OSError: a file cannot be opened (checked for all files before anything is sent).
@@ -341,7 +443,7 @@ def replay_files(
     env = dict(os.environ if environ is None else environ)
     summary = ReplaySummary()
     if strict:
-        checked = check_files(paths, on_error=on_error, progress=progress)
+        checked = check_files(paths, on_error=on_error, progress=progress, max_line_bytes=max_line_bytes)
         if checked.lines_skipped:
             checked.aborted = True
             return checked
@@ -362,9 +464,17 @@ def replay_files(
         environ=env,
         set_global=False,
         ids=DeterministicIds(id_namespace),
+        capture=capture,
     )
     try:
-        replay_into(handle.collector, paths, summary=summary, on_error=on_error, progress=progress)
+        replay_into(
+            handle.collector,
+            paths,
+            summary=summary,
+            on_error=on_error,
+            progress=progress,
+            max_line_bytes=max_line_bytes,
+        )
     finally:
         handle.shutdown()
     summary.destinations = dict(handle.destinations)

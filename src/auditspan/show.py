@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
@@ -34,7 +34,8 @@ from . import attributes as attr
 from ._ids import DeterministicIds
 from .collector import SpanCollector
 from .otlp_file import attribute_map
-from .replay import LineError, LogLine, ReplaySummary, replay_into
+from .redaction import Redactor
+from .replay import DEFAULT_MAX_LINE_BYTES, LineError, LogLine, ReplaySummary, replay_into
 from .rules import PII_EXFILTRATION_RULE, RuleEngine
 
 __all__ = [
@@ -43,11 +44,15 @@ __all__ = [
     "NoteNode",
     "ShowFilter",
     "TurnNode",
+    "SHOW_BATCH_TURNS",
+    "SHOW_MAX_PENDING_CALLS",
+    "ShowSummary",
     "build_tree",
     "format_duration",
     "render_tree",
     "render_turns",
     "severity_rank",
+    "show_logs",
     "spans_of_logs",
 ]
 
@@ -59,6 +64,7 @@ _REFUSED = (attr.OUTCOME_DENIED, attr.OUTCOME_BLOCKED)
 _PROMPT_WIDTH = 48
 _MESSAGE_WIDTH = 72
 NO_SESSION = "(no session)"
+_NOTHING = "(nothing to show)\n"
 NO_TURN = "(no turn)"
 
 
@@ -305,6 +311,25 @@ def _opt(value: Any) -> str | None:
     return str(value) if value not in (None, "") else None
 
 
+def _turn_node(span: _Span) -> TurnNode:
+    a = span.attributes
+    incomplete = _opt(a.get(attr.TURN_INCOMPLETE))
+    turn = TurnNode(
+        session_id=str(a.get(attr.GEN_AI_CONVERSATION_ID) or NO_SESSION),
+        turn_id=_opt(a.get(attr.TURN_ID)),
+        agent=_opt(a.get(attr.GEN_AI_AGENT_NAME) or a.get(attr.GEN_AI_AGENT_ID)),
+        prompt=str(a.get(attr.TURN_PROMPT_PREVIEW) or ""),
+        start_ns=span.start_ns,
+        end_ns=span.end_ns,
+        incomplete=incomplete,
+        synthetic=bool(a.get(attr.TURN_SYNTHETIC)),
+        error=span.status_message if span.error and not incomplete else None,
+        span_id=span.span_id,
+    )
+    turn.notes = [_note_of(e) for e in span.events if _event_type(e) != "turn_start"]
+    return turn
+
+
 def build_tree(spans: Iterable[ReadableSpan | Mapping[str, Any]]) -> list[TurnNode]:
     """Turns (with their calls and notes), ordered by session of first appearance, then start time."""
     views = [_Span.of(s) for s in spans]
@@ -314,21 +339,7 @@ def build_tree(spans: Iterable[ReadableSpan | Mapping[str, Any]]) -> list[TurnNo
         a = span.attributes
         if a.get(attr.GEN_AI_OPERATION_NAME) != attr.OPERATION_INVOKE_AGENT:
             continue
-        incomplete = _opt(a.get(attr.TURN_INCOMPLETE))
-        turn = TurnNode(
-            session_id=str(a.get(attr.GEN_AI_CONVERSATION_ID) or NO_SESSION),
-            turn_id=_opt(a.get(attr.TURN_ID)),
-            agent=_opt(a.get(attr.GEN_AI_AGENT_NAME) or a.get(attr.GEN_AI_AGENT_ID)),
-            prompt=str(a.get(attr.TURN_PROMPT_PREVIEW) or ""),
-            start_ns=span.start_ns,
-            end_ns=span.end_ns,
-            incomplete=incomplete,
-            synthetic=bool(a.get(attr.TURN_SYNTHETIC)),
-            error=span.status_message if span.error and not incomplete else None,
-            span_id=span.span_id,
-        )
-        turn.notes = [_note_of(e) for e in span.events if _event_type(e) != "turn_start"]
-        turns[span.span_id] = turn
+        turns[span.span_id] = _turn_node(span)
 
     def home(session: str, ts: int) -> TurnNode:
         node = loose.get(session)
@@ -350,7 +361,11 @@ def build_tree(spans: Iterable[ReadableSpan | Mapping[str, Any]]) -> list[TurnNo
             node = parent or home(NO_SESSION, span.start_ns)
             node.notes.extend(_note_of(e) for e in span.events)
 
-    every = list(turns.values()) + list(loose.values())
+    return _in_show_order(list(turns.values()) + list(loose.values()))
+
+
+def _in_show_order(every: list[TurnNode]) -> list[TurnNode]:
+    """Calls and notes by time; turns by their session's first appearance, then start time."""
     for turn in every:
         turn.calls.sort(key=lambda c: (c.start_ns, c.end_ns, c.tool, c.span_id))
         turn.notes.sort(key=lambda n: n.ts)
@@ -497,7 +512,7 @@ def render_turns(
         children.sort(key=lambda c: c.start_ns if isinstance(c, CallNode) else c.ts)
         sessions.setdefault(turn.session_id, []).append((turn, children))
     if not sessions:
-        return "(nothing to show)\n"
+        return _NOTHING
     lines: list[str] = []
     for session_id, session_turns in sessions.items():
         count = sum(1 for t, _ in session_turns if t.span_id is not None)
@@ -540,3 +555,146 @@ def spans_of_logs(
         collector.shutdown()
         provider.shutdown()
     return list(exporter.get_finished_spans()), summary
+
+
+#: ``show_logs`` prints once this many turns (or calls and events without a turn) are ready.
+SHOW_BATCH_TURNS = 1_000
+#: ``show_logs`` keeps at most this many calls of turns that have not ended yet; more are counted.
+SHOW_MAX_PENDING_CALLS = 100_000
+
+
+@dataclass
+class ShowSummary:
+    """What ``show_logs`` read and printed, beside the replay summary's line counts."""
+
+    read: ReplaySummary
+    calls_not_shown: int = 0
+
+
+class _TurnStream(SpanExporter):
+    """Finished spans become tree nodes at once; a turn is printed, in a batch, once its span has ended.
+
+    The collector ends a turn's calls before the turn, so a finished turn has
+    all its calls. Bounded: the calls of turns still open (at most
+    ``max_pending`` of them; more are counted in ``hidden``), plus one batch.
+    """
+
+    def __init__(self, flush: Callable[[list[TurnNode]], None], batch_turns: int, max_pending: int) -> None:
+        self._flush = flush
+        self._batch_turns = batch_turns
+        self._max_pending = max_pending
+        self._pending: dict[str, list[CallNode]] = {}  # turn span id -> its calls so far
+        self._pending_calls = 0
+        self._ready: list[TurnNode] = []
+        self._loose: dict[str, TurnNode] = {}  # session -> calls and events without a turn span
+        self._loose_items = 0
+        self.hidden = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        for readable in spans:
+            self._take(_Span.of(readable))
+        return SpanExportResult.SUCCESS
+
+    def _take(self, span: _Span) -> None:
+        operation = span.attributes.get(attr.GEN_AI_OPERATION_NAME)
+        if operation == attr.OPERATION_INVOKE_AGENT:
+            turn = _turn_node(span)
+            calls = self._pending.pop(span.span_id, [])
+            self._pending_calls -= len(calls)
+            turn.calls = calls
+            self._ready.append(turn)
+        elif operation == attr.OPERATION_EXECUTE_TOOL:
+            if span.parent_id is not None:
+                if self._pending_calls >= self._max_pending:
+                    self.hidden += 1
+                    return
+                self._pending.setdefault(span.parent_id, []).append(_call_node(span))
+                self._pending_calls += 1
+                return
+            session = str(span.attributes.get(attr.GEN_AI_CONVERSATION_ID) or NO_SESSION)
+            self._home(session, span.start_ns).calls.append(_call_node(span))
+            self._loose_items += 1
+        else:  # a lone event span: an event that had neither turn nor call
+            notes = [_note_of(e) for e in span.events]
+            self._home(NO_SESSION, span.start_ns).notes.extend(notes)
+            self._loose_items += len(notes)
+        if len(self._ready) + self._loose_items >= self._batch_turns:
+            self.drain()
+
+    def _home(self, session: str, ts: int) -> TurnNode:
+        node = self._loose.get(session)
+        if node is None:
+            node = self._loose[session] = TurnNode(session, None, None, "", ts, ts, None, False, None)
+        node.start_ns, node.end_ns = min(node.start_ns, ts), max(node.end_ns, ts)
+        return node
+
+    def drain(self, *, final: bool = False) -> None:
+        """Print what is ready (finished turns, calls and events without a turn); ``final``: all."""
+        if final:  # calls whose parent was no turn (none in a log, but never lose one)
+            for calls in self._pending.values():
+                for call in calls:
+                    self._home(NO_SESSION, call.start_ns).calls.append(call)
+            self._pending, self._pending_calls = {}, 0
+        ready = self._ready + list(self._loose.values())
+        self._ready, self._loose, self._loose_items = [], {}, 0
+        if ready:
+            self._flush(_in_show_order(ready))
+
+    def shutdown(self) -> None:
+        """Nothing to release (the collector's shutdown ended every turn: ``drain`` prints the rest)."""
+
+
+def show_logs(
+    paths: Sequence[str | os.PathLike[str]],
+    write: Callable[[str], None],
+    *,
+    filters: ShowFilter | None = None,
+    color: bool = False,
+    ascii_only: bool = False,
+    on_error: Callable[[LineError], None] | None = None,
+    redactor: Redactor | None = None,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    batch_turns: int = SHOW_BATCH_TURNS,
+    max_pending_calls: int = SHOW_MAX_PENDING_CALLS,
+) -> ShowSummary:
+    """``render_tree`` of audit logs, streamed: memory does not grow with the file.
+
+    Turns are printed (through ``write``) as they end, in batches of
+    ``batch_turns``, each batch in ``render_tree``'s order -- so a session
+    whose turns fall into two batches is headed twice. Cross-line state is
+    bounded: the collector's open turns (``max_open_turns``, 10,000) and at
+    most ``max_pending_calls`` calls of turns not yet ended (more are counted
+    in ``calls_not_shown``, not shown). ``redactor`` applies the capture
+    policy (default: redacted). Raises ``OSError`` when a file cannot be opened.
+
+    Example::
+
+        summary = show_logs(["audit.jsonl"], sys.stdout.write, filters=ShowFilter(severity="warning"))
+    """
+    printed = [False]
+
+    def flush(turns: list[TurnNode]) -> None:
+        text = render_turns(turns, filters=filters, color=color, ascii_only=ascii_only)
+        if text != _NOTHING:
+            write(text)
+            printed[0] = True
+
+    stream = _TurnStream(flush, batch_turns, max_pending_calls)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(stream))
+    collector = SpanCollector(
+        tracer_provider=provider,
+        ids=DeterministicIds(),
+        rules=RuleEngine([PII_EXFILTRATION_RULE]),
+        redactor=redactor,
+    )
+    try:
+        read = replay_into(collector, paths, on_error=on_error, max_line_bytes=max_line_bytes)
+    finally:
+        collector.shutdown()
+        provider.shutdown()
+    stream.drain(final=True)
+    if not printed[0]:
+        write(_NOTHING)
+    summary = ShowSummary(read, calls_not_shown=stream.hidden)
+    return summary

@@ -28,7 +28,7 @@ from typing import Any
 
 from .events import parse_event, parse_timestamp
 from .records import ENVELOPE_KEYS, record_schema
-from .replay import LineError, LogLine, iter_log
+from .replay import DEFAULT_MAX_LINE_BYTES, LineError, LogLine, iter_log
 
 __all__ = [
     "SUPPORTED_KEYWORDS",
@@ -382,10 +382,14 @@ def validate_files(
     schema_only: bool = False,
     on_problem: Callable[[str], None] | None = None,
     max_kept: int = 1_000,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> ValidationSummary:
     """Check every line of ``paths``; report each problem as ``FILE:LINE: ...`` through ``on_problem``.
 
-    ``invalid_lines`` keeps the first ``max_kept`` bad ``(file, line)`` pairs.
+    ``invalid_lines`` keeps the first ``max_kept`` bad ``(file, line)`` pairs. A line
+    that repeats a key, nests too deep or is longer than ``max_line_bytes`` is
+    invalid (``iter_log``). Messages may quote values: print them through the
+    capture policy (the command line does).
     Raises ``OSError`` when a file cannot be opened.
 
     Example::
@@ -396,7 +400,7 @@ def validate_files(
     summary = ValidationSummary()
     for path in paths:
         summary.files += 1
-        for line_no, item in iter_log(path, check_event=False):
+        for line_no, item in iter_log(path, check_event=False, max_line_bytes=max_line_bytes):
             summary.lines += 1
             if isinstance(item, LineError):
                 messages = [item.message]
