@@ -65,6 +65,8 @@ class Secret:
         """The part that must never appear in any output."""
         if self.kind == "email":
             return self.value[: self.value.index("@")]  # the mailbox; the domain may be public
+        if self.kind == "private_key":  # between the BEGIN and END lines (both are public boilerplate)
+            return self.value[self.visible_prefix : self.value.rindex("\n-----END")]
         return self.value[self.visible_prefix :]
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 
 import auditspan
 from auditspan.emitter import PREVIEW_LIMIT
+from auditspan.events import EVENT_CLASSES, AuditEvent
 
 from .secret_corpus import Secret, load_lookalikes, load_secrets
 
@@ -248,3 +250,168 @@ def test_with_capture_full_the_secrets_do_appear(tmp_path: Path, caplog: pytest.
     haystack = run(tmp_path, caplog, "full", [(s.in_context, s) for s in SECRETS])
     missing = [s.kind for s in SECRETS if s.hidden not in haystack]
     assert missing == []
+
+
+# --- issue 14: ids, names and tags; every field of every event type ---------------------------------
+
+#: The order the event classes are emitted in (a whole call, then the events that refuse one).
+EVENT_ORDER = (
+    "turn_start",
+    "tool_loop_warning",
+    "tool_policy_decision",
+    "hook_mutation",
+    "tool_call_attempt",
+    "sandbox_decision",
+    "tool_call_complete",
+    "tool_call_failure",
+    "tool_loop_block",
+    "error",
+    "turn_end",
+)
+
+
+def every_field_event(event_type: str, n: int, text: str) -> AuditEvent:
+    """An event of ``event_type`` whose every text field -- ids, names and tags too -- holds ``text``.
+
+    The same field gets the same text in every event (``tool_name``, ``turn_id``, ...), so the
+    collector must still match them after redaction.
+    """
+    cls = EVENT_CLASSES[event_type]
+    values: dict[str, Any] = {}
+    for f in dataclass_fields(cls):
+        if not f.init or f.name == "timestamp":
+            continue
+        if f.name == "metadata":
+            values[f.name] = {"note": text, text: "as a key", "nested": [text, {"deep": text}]}
+        elif isinstance(f.default, str) or f.name in ("agent_id", "turn_id", "session_id"):
+            values[f.name] = f"{f.name}-{n} {text}"
+    return cls(**values)
+
+
+def emit_every_field(handle: auditspan.AuditSpanHandle, n: int, text: str, secret: Secret) -> None:
+    for event_type in EVENT_ORDER:
+        handle.collector.emit(every_field_event(event_type, n, text))
+    # An event type auditspan does not know, with the secret in its type and in a field's name.
+    handle.collector.emit(
+        {
+            "event_type": f"custom {text}",
+            "session_id": f"session_id-{n} {text}",
+            "turn_id": f"turn_id-{n} {text}",
+            "agent_id": f"agent_id-{n} {text}",
+            "action": f"action {text}",
+            "status": f"status {text}",
+            text: "a field named after the secret",
+            "details": {"x": text},
+            "duration_ms": text,  # the wrong type: coerced, and the original kept in metadata
+        }
+    )
+
+
+def run_every_field(tmp_path: Path, caplog: pytest.LogCaptureFixture, capture: str | None) -> str:
+    caplog.set_level(logging.DEBUG)
+    handle = auditspan.configure(
+        service_name="secrets-every-field",
+        output_dir=tmp_path,
+        events_as="both",
+        capture=capture,
+        environ={},
+        set_global=False,
+    )
+    for n, secret in enumerate(SECRETS):
+        emit_every_field(handle, n, secret.in_context, secret)
+    handle.shutdown()
+    assert handle.collector.stats.internal_errors == 0
+    assert handle.span_stats.exported > 0 and handle.span_stats.failed == 0
+    return everything_written(tmp_path, caplog.text)
+
+
+def test_no_secret_in_any_field_of_any_event_type_ids_names_and_tags_included(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tool_name (and the span name), agent/session/turn ids, error_type (error.type, the span status),
+    status, action, severity, the tags, an unknown event's type and field names: all scrubbed."""
+    haystack = run_every_field(tmp_path, caplog, None)
+    leaks = leaks_in(haystack)
+    assert not leaks, f"{len(leaks)} of {len(SECRETS)} secrets leaked:\n" + "\n".join(leaks[:15])
+    spans = [json.loads(line) for line in (tmp_path / "traces.jsonl").read_text().splitlines()]
+    names = {span["name"] for doc in spans for span in _spans_of(doc)}
+    assert any(name.startswith("execute_tool tool_name-0 ") and "[REDACTED:" in name for name in names)
+
+
+def test_with_capture_full_the_names_keep_their_secrets(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    haystack = run_every_field(tmp_path, caplog, "full")
+    missing = [s.kind for s in SECRETS if s.hidden not in haystack]
+    assert missing == []
+
+
+def _spans_of(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for resource in doc.get("resourceSpans", ()):
+        for scope in resource.get("scopeSpans", ()):
+            yield from scope.get("spans", ())
+
+
+def _attrs(span: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", ())}
+
+
+def test_a_name_redacts_to_the_same_text_everywhere_and_still_matches(tmp_path: Path) -> None:
+    """Deterministic: the call's attempt and completion still meet on one span, the turn's events
+    on one turn, the rule engine on one session; every output shows the same redacted names."""
+    key = next(s for s in SECRETS if s.kind == "github_token").value
+    tool, session, turn_id, agent = f"fetch.{key}", f"sess-{key}", f"turn-{key}", f"agent-{key}"
+    handle = auditspan.configure(
+        service_name="secrets-names", output_dir=tmp_path, events_as="both", environ={}, set_global=False
+    )
+    audit = handle.emitter(session_id=session)
+    turn = audit.emit_turn_start(agent_id=agent, turn_id=turn_id, prompt="go")
+    audit.emit_tool_policy_decision("run_sql", agent_id=agent, action="allow", source="p", turn_id=turn)
+    audit.emit_tool_call_attempt(
+        "run_sql", args="SELECT email FROM customers.pii_emails", agent_id=agent, turn_id=turn
+    )
+    audit.emit_tool_call_complete("run_sql", result="3 rows", agent_id=agent, turn_id=turn)
+    audit.emit_tool_call_attempt(tool, args="GET https://api.example.com/v1/x", agent_id=agent, turn_id=turn)
+    audit.emit_tool_call_failure(tool, error_type=f"Err.{key}", error_msg="boom", agent_id=agent, turn_id=turn)
+    audit.emit_tool_call_attempt(tool, args="GET https://api.example.com/v1/x", agent_id=agent, turn_id=turn)
+    audit.emit_tool_call_complete(tool, status=f"ok.{key}", result="fine", agent_id=agent, turn_id=turn)
+    audit.emit_turn_end(agent_id=agent, turn_id=turn, content="done", fc_count=3)
+    handle.shutdown()
+
+    redacted = "[REDACTED:github_token]"
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert {r["session_id"] for r in records} == {f"sess-{redacted}"}
+    assert {r["turn_id"] for r in records} == {f"turn-{redacted}"}
+    assert {r["agent_id"] for r in records} == {f"agent-{redacted}"}
+    calls = [r for r in records if r.get("tool_name", "").startswith("fetch.")]
+    assert {r["tool_name"] for r in calls} == {f"fetch.{redacted}"}
+    failure = next(r for r in records if r["event_type"] == "tool_call_failure")
+    assert failure["error_type"] == f"Err.{redacted}"
+    complete = next(r for r in calls if r["event_type"] == "tool_call_complete")
+    assert complete["status"] == f"ok.{redacted}"
+    # The behavioural rule still saw one session: its record carries the redacted id.
+    matches = [r for r in records if r["event_type"] == "behavior_rule_match"]
+    assert len(matches) == 2  # the read, then each attempt of the call out
+    assert {m["session_id"] for m in matches} == {f"sess-{redacted}"}
+    # Policy input and the governance envelope read the same names.
+    document = auditspan.policy_input(complete)
+    assert document["session"]["id"] == f"sess-{redacted}" and key not in json.dumps(document)
+
+    spans = [s for line in (tmp_path / "traces.jsonl").read_text().splitlines() for s in _spans_of(json.loads(line))]
+    (turn_span,) = [s for s in spans if s["name"].startswith("invoke_agent")]
+    assert turn_span["name"] == f"invoke_agent agent-{redacted}"
+    turn_attrs = _attrs(turn_span)
+    assert turn_attrs["gen_ai.agent.id"] == f"agent-{redacted}"
+    assert turn_attrs["gen_ai.conversation.id"] == f"sess-{redacted}"
+    assert turn_attrs["auditspan.turn.id"] == f"turn-{redacted}"
+    tool_spans = [s for s in spans if s["name"] == f"execute_tool fetch.{redacted}"]
+    assert len(tool_spans) == 2  # the attempt and its retry, each completed on its own span
+    by_attempt = {int(_attrs(s)["auditspan.tool.attempt"]): s for s in tool_spans}
+    failed, retried = by_attempt[1], by_attempt[2]
+    assert _attrs(failed)["error.type"] == f"Err.{redacted}"
+    assert _attrs(failed)["auditspan.tool.outcome"] == "failure"
+    assert failed["status"]["message"] == f"Err.{redacted}: boom"  # the span status names the type too
+    assert _attrs(retried)["auditspan.tool.outcome"] == "success"
+    assert _attrs(retried)["gen_ai.tool.name"] == f"fetch.{redacted}"
+    assert _attrs(retried)["auditspan.tool.status"] == f"ok.{redacted}"
+    logs = (tmp_path / "logs.jsonl").read_text()
+    assert f"fetch.{redacted}" in logs and key[4:12] not in logs
+    assert key[4:12] not in (tmp_path / "traces.jsonl").read_text() + (tmp_path / "audit.jsonl").read_text()

@@ -97,7 +97,7 @@ from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
-from .redaction import REDACTION_ERROR_MARKER, Redactor
+from .redaction import MARKER_PREFIX, REDACTION_ERROR_MARKER, Redactor
 from .rules import RuleEngine, RuleMatch
 from .semantic_types import EVENT_TYPE_OPERATIONS, OperationType
 
@@ -106,6 +106,8 @@ __all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]
 _logger = logging.getLogger(__name__)
 
 _EVENT_ID = re.compile(r"evt_[0-9A-Za-z_-]{1,128}")
+#: The kind inside a redaction marker (``[REDACTED:kind]`` -> ``[REDACTED]`` for the classifier).
+_MARKER_KIND = re.compile(r":[a-z0-9_.\-]{1,64}\]")
 #: Span times are nanoseconds in a signed 64-bit field on the way (the SDK's int64 checks).
 _MAX_SPAN_TIME_NS = 2**63 - 1
 
@@ -1443,6 +1445,9 @@ class SpanCollector:
         span.end(end_time=max(ts, call.start_ns))
 
     def _classify(self, tool_name: str, arguments_preview: str, metadata: dict[str, Any]) -> Any:
+        if MARKER_PREFIX in tool_name:
+            # A redacted name: the marker's kind ("github_token") says nothing about what the tool does.
+            tool_name = _MARKER_KIND.sub("]", tool_name)
         try:
             return self.classifier.classify(tool_name, arguments_preview, metadata)
         except RecursionError:
