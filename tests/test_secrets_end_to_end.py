@@ -295,6 +295,7 @@ def emit_every_field(handle: auditspan.AuditSpanHandle, n: int, text: str, secre
     handle.collector.emit(
         {
             "event_type": f"custom {text}",
+            "timestamp": "2026-11-21T19:24:17.500000+00:00",
             "session_id": f"session_id-{n} {text}",
             "turn_id": f"turn_id-{n} {text}",
             "agent_id": f"agent_id-{n} {text}",
@@ -415,3 +416,145 @@ def test_a_name_redacts_to_the_same_text_everywhere_and_still_matches(tmp_path: 
     logs = (tmp_path / "logs.jsonl").read_text()
     assert f"fetch.{redacted}" in logs and key[4:12] not in logs
     assert key[4:12] not in (tmp_path / "traces.jsonl").read_text() + (tmp_path / "audit.jsonl").read_text()
+
+
+# --- issue 14: replay and the command line ------------------------------------------------------------
+
+
+class _Recording:
+    """Stands in for a handle: every event goes to the real collector and, as a seed log line, to a file."""
+
+    def __init__(self, collector: Any, seed_log: Path) -> None:
+        self.collector = self
+        self._target = collector
+        self._file = seed_log.open("w", encoding="utf-8")
+
+    def emit(self, event: Any) -> None:
+        data = event if isinstance(event, dict) else event.to_dict()
+        self._file.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self._target.emit(event)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def live_run_with_seed_log(tmp_path: Path) -> tuple[Path, Path]:
+    """The every-field workload live (default policy) and the seed log of the same events."""
+    live, seed_log = tmp_path / "live", tmp_path / "seed.jsonl"
+    handle = auditspan.configure(
+        service_name="secrets-live", output_dir=live, events_as="both", environ={}, set_global=False
+    )
+    recording = _Recording(handle.collector, seed_log)
+    for n, secret in enumerate(SECRETS):
+        emit_every_field(recording, n, secret.in_context, secret)  # type: ignore[arg-type]
+    recording.close()
+    handle.shutdown()
+    return live, seed_log
+
+
+def _event_fields(path: Path) -> list[dict[str, Any]]:
+    """The records without what differs between a live run and a replay (ids, trace context)."""
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in ("event_id", "telemetry")}
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    from auditspan.cli import main
+
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out + "\n" + captured.err
+
+
+@pytest.fixture
+def no_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AUDITSPAN_CAPTURE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUDITSPAN_AUDIT_LOG", "none")
+
+
+@pytest.mark.usefixtures("no_endpoint")
+def test_replay_of_a_seed_log_is_redacted_exactly_as_live_events_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live, seed_log = live_run_with_seed_log(tmp_path)
+    assert leaks_in(seed_log.read_text(encoding="utf-8"))  # the seed log holds every secret
+    out = tmp_path / "replayed"
+    status, printed = cli(
+        ["replay", str(seed_log), "--output-dir", str(out), "--audit-log", str(out / "audit.jsonl"), "--no-progress"],
+        capsys,
+    )
+    assert status == 0, printed
+    replayed, lived = _event_fields(out / "audit.jsonl"), _event_fields(live / "audit.jsonl")
+    assert len(replayed) == len(lived) == len(SECRETS) * (len(EVENT_ORDER) + 1)
+    for number, (mine, theirs) in enumerate(zip(replayed, lived, strict=True)):
+        assert mine == theirs, f"record {number + 1} differs"
+    haystack = "\n".join(
+        [printed, (out / "traces.jsonl").read_text(encoding="utf-8"), (out / "audit.jsonl").read_text(encoding="utf-8")]
+    )
+    leaks = leaks_in(haystack)
+    assert not leaks, f"{len(leaks)} of {len(SECRETS)} secrets leaked:\n" + "\n".join(leaks[:15])
+
+
+def hostile_lines(tmp_path: Path) -> Path:
+    """Lines whose errors would quote a secret: wrong types, bad timestamps, duplicate keys, seed events."""
+    lines = []
+    for secret in SECRETS:
+        text = secret.in_context
+        base = {"event_type": "tool_call_complete", "timestamp": "2026-11-21T19:24:17+00:00", "severity": "info"}
+        lines.append(json.dumps({**base, "duration_ms": text}))
+        lines.append(json.dumps({**base, "timestamp": text}))
+        lines.append(json.dumps({**base, "agent_id": [text], "tool_name": {"x": text}}))
+        lines.append(json.dumps({**base, "event_id": text, "governance": text, "telemetry": text}))
+        lines.append("{" + f'"event_type": "x", {json.dumps(text)}: 1, {json.dumps(text)}: 2' + "}")
+    path = tmp_path / "hostile.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.usefixtures("no_endpoint")
+def test_the_command_line_prints_no_secret(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """validate, show, replay and policy-input: what they print (stdout and stderr) is redacted,
+    from a seed log, a canonical log written with capture=full, and lines whose errors quote values."""
+    _, seed_log = live_run_with_seed_log(tmp_path)
+    full = tmp_path / "full"
+    handle = auditspan.configure(
+        service_name="secrets-full", output_dir=full, capture="full", environ={}, set_global=False
+    )
+    for n, secret in enumerate(SECRETS):
+        emit_everywhere(handle, n, secret.in_context, secret, unknown_types=True)
+    handle.shutdown()
+    canonical, hostile = full / "audit.jsonl", hostile_lines(tmp_path)
+    assert not leaks_in(hostile.read_text()) == []  # the inputs hold the secrets
+
+    printed = []
+    for log in (seed_log, canonical, hostile):
+        for argv in (
+            ["validate", str(log)],
+            ["show", str(log), "--no-color"],
+            ["policy-input", str(log)],
+            ["replay", str(log), "--output-dir", str(tmp_path / "out"), "--no-progress"],
+        ):
+            status, text = cli(argv, capsys)
+            assert status in (0, 1), (argv, text[-2000:])
+            assert text.strip(), argv
+            printed.append(text)
+    haystack = "\n".join(printed)
+    assert "[REDACTED:" in haystack
+    leaks = leaks_in(haystack)
+    assert not leaks, f"{len(leaks)} of {len(SECRETS)} secrets leaked:\n" + "\n".join(leaks[:15])
+
+
+@pytest.mark.usefixtures("no_endpoint")
+def test_the_command_line_prints_secrets_with_capture_full(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same check finds them when asked for: the test above can fail."""
+    hostile = hostile_lines(tmp_path)
+    _, text = cli(["validate", str(hostile), "--capture", "full"], capsys)
+    # Messages quote values cut to 60-80 characters: a secret deep in a long URL is cut off anyway.
+    long_contexts = {"azure_sas", "aws_presigned", "gcs_signed"}
+    leaked = {line.split(" ", 1)[0] for line in leaks_in(text)}
+    assert leaked >= {s.kind for s in SECRETS} - long_contexts

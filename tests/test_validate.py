@@ -86,8 +86,9 @@ def test_messages_name_the_field() -> None:
     record = {"event_type": "tool_call_complete", "timestamp": "now", "metadata": [], "duration_ms": "1"}
     messages = {str(e) for e in v.iter_errors(record)}
     assert (
-        "field 'timestamp': 'now' does not match "
+        "field 'timestamp': does not match "
         + repr(record_schema()["properties"]["timestamp"]["pattern"])
+        + ": 'now'"
         in messages
     )
     assert "field 'metadata': must be object, got array" in messages
@@ -307,7 +308,7 @@ def test_validate_finds_every_bad_line(
     assert all(line.startswith(f"{path}:") for line in out[:-1])
     text = "\n".join(out)
     assert f"{path}:2: field 'event_id': required property missing" in text
-    assert f"{path}:3: field 'telemetry.trace_id': 'ABC' does not match '^[0-9a-f]{{32}}$'" in text
+    assert f"{path}:3: field 'telemetry.trace_id': does not match '^[0-9a-f]{{32}}$': 'ABC'" in text
     assert f"{path}:4: field 'governance.policies_evaluated.0': must be string, got integer 1" in text
     assert f"{path}:7: not valid JSON" in text
     assert f"{path}:8: an audit event must be a JSON object, got array" in text

@@ -137,10 +137,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         for key, _ in pairs:
             if key in seen:
                 shown = key if len(key) <= 80 else key[:77] + "..."
-                raise _DuplicateKey(
-                    f"duplicate key {shown!r}: the line has two values for it (which one counts "
-                    "depends on the reader, so none is used)"
-                )
+                # Which of two values counts depends on the reader: none is used (the key last, so that
+                # a secret cut short in it ends the message, where redaction finds it).
+                raise _DuplicateKey(f"duplicate key {shown!r}")
             seen.add(key)
     return obj
 

@@ -249,7 +249,8 @@ class _Node:
             if self.min_length is not None and len(instance) < self.min_length:
                 yield SchemaViolation(path, "minLength", f"must have at least {self.min_length} character(s)")
             if self.pattern is not None and not self.pattern.search(instance):
-                message = f"{_short(instance)} does not match {self.pattern_text!r}" if messages else ""
+                # The value last: cut short, it ends the message, where redaction still finds a cut secret.
+                message = f"does not match {self.pattern_text!r}: {_short(instance)}" if messages else ""
                 yield SchemaViolation(path, "pattern", message)
         elif _is_object(instance):
             for name in self.required:
