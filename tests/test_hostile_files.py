@@ -44,7 +44,14 @@ def good_turn(n: int) -> list[str]:
     return [
         event("turn_start", n, prompt_preview="hi"),
         event("tool_call_attempt", n, tool_name="run_sql", arguments_preview="SELECT 1"),
-        event("tool_call_complete", n, tool_name="run_sql", status="success", duration_ms=3.0, result_preview="1"),
+        event(
+            "tool_call_complete",
+            n,
+            tool_name="run_sql",
+            status="success",
+            duration_ms=3.0,
+            result_preview="1",
+        ),
         event("turn_end", n, content_preview="done", function_calls_count=1),
     ]
 

@@ -304,7 +304,7 @@ def _err(message: str) -> None:
 
 
 def _redactor(args: argparse.Namespace) -> Redactor:
-    """The capture policy of what a command prints: ``--capture``, else ``AUDITSPAN_CAPTURE``, else redacted."""
+    """The capture policy of what a command prints: ``--capture``, ``AUDITSPAN_CAPTURE``, or redacted."""
     from .configuration import _redactor as configured
 
     return configured(getattr(args, "capture", None), os.environ)

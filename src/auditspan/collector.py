@@ -1683,12 +1683,15 @@ class SpanCollector:
         return fields
 
     def _event_id(self, fields: dict[str, Any]) -> str:
-        # A replayed canonical record keeps its id (the envelope key is not an event field).
+        # A replayed canonical record keeps its id (the envelope key is not an event field), unless
+        # it holds a secret ("evt_ghp_..."): then a new id, as for an event without one.
         existing = fields.pop("event_id", None)
-        if isinstance(existing, str) and _EVENT_ID.fullmatch(existing):
-            # Unless it holds a secret ("evt_ghp_..."): then a new id, as for an event without one.
-            if self.redactor.scrub_name(existing) == existing:
-                return existing
+        if (
+            isinstance(existing, str)
+            and _EVENT_ID.fullmatch(existing)
+            and self.redactor.scrub_name(existing) == existing
+        ):
+            return existing
         return self._ids.event_id(fields, self._position)
 
     def _bare_record(self, fields: dict[str, Any], event_id: str) -> dict[str, Any]:

@@ -1027,7 +1027,9 @@ class Redactor:
         # The command runs to the end of its line or the next ; | & (at most 1,024 characters).
         stop = _COMMAND_END_RE.search(text, end, min(len(text), end + 1024))
         limit = stop.start() if stop is not None else min(len(text), end + 1024)
-        option = (_SSHPASS_OPTION_RE if text[found.start()] in "sS" else _MYSQL_OPTION_RE).search(text, end, limit)
+        option = (_SSHPASS_OPTION_RE if text[found.start()] in "sS" else _MYSQL_OPTION_RE).search(
+            text, end, limit
+        )
         if option is None:
             return end, None, end
         start, value_end = option.span("value")

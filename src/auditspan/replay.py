@@ -47,9 +47,9 @@ from .records import ENVELOPE_KEYS
 __all__ = [
     "DEFAULT_ID_NAMESPACE",
     "DEFAULT_MAX_LINE_BYTES",
-    "MAX_NESTING_DEPTH",
     "DEFAULT_REPLAY_SERVICE_NAME",
     "DERIVED_EVENT_TYPES",
+    "MAX_NESTING_DEPTH",
     "LineError",
     "LogLine",
     "ReplaySummary",

@@ -40,13 +40,13 @@ from .rules import PII_EXFILTRATION_RULE, RuleEngine
 
 __all__ = [
     "SEVERITIES",
+    "SHOW_BATCH_TURNS",
+    "SHOW_MAX_PENDING_CALLS",
     "CallNode",
     "NoteNode",
     "ShowFilter",
-    "TurnNode",
-    "SHOW_BATCH_TURNS",
-    "SHOW_MAX_PENDING_CALLS",
     "ShowSummary",
+    "TurnNode",
     "build_tree",
     "format_duration",
     "render_tree",
@@ -646,7 +646,7 @@ class _TurnStream(SpanExporter):
 
 def show_logs(
     paths: Sequence[str | os.PathLike[str]],
-    write: Callable[[str], None],
+    write: Callable[[str], object],
     *,
     filters: ShowFilter | None = None,
     color: bool = False,
