@@ -522,9 +522,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         _err(redactor.scrub(str(error)))  # a message may quote the value it found wrong
 
     out = _out()
+    # Ids are redacted as they are read: a filter on an id that holds a secret is redacted alike.
     filters = ShowFilter(
-        session=args.session,
-        turn=args.turn,
+        session=redactor.scrub_name(args.session) if args.session else args.session,
+        turn=redactor.scrub_name(args.turn) if args.turn else args.turn,
         tool=args.tool,
         operation_type=args.operation_type,
         severity=args.severity,

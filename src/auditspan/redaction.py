@@ -28,8 +28,21 @@ What is found (``kind`` in the marker):
   ``"key": "value"``, ``'key': 'value'``, ``--key value`` forms; the kind is
   the key itself (``[REDACTED:client_secret]``); AWS secret access keys are
   caught this way (``aws_secret_access_key=...``);
+* signed-URL signatures (Azure SAS ``sig=``, ``X-Amz-Signature=``,
+  ``X-Goog-Signature=``) and the short keys ``pass``, ``pw``, ``pwd``: as
+  sensitive keys, so only the value goes and the rest of the URL stays;
+* ``command_password``: ``mysql -pSECRET`` (glued to the option: ``-p db`` names
+  a database, ``-P`` is a port) and ``sshpass -p SECRET`` (``--password=...``
+  is a sensitive key); ``$VARIABLE`` values name a secret and are kept;
+* ``telegram_bot_token``: ``/bot<id>:<token>`` in a URL path;
+* prose: ``my password is: X``, ``the api key is X``, ``secret key: X`` (kind:
+  the noun); without a colon the value must look random (a digit or mixed
+  case, six characters or more), so "the token is required" stays;
 * ``email`` addresses (``redact_emails=False`` keeps them);
 * whatever the user's own ``patterns`` match.
+
+``scrub_name`` redacts ids and names (tool, agent, session, turn, error type)
+deterministically and memoised, so that they still match after redaction.
 
 Previews are cut at 200 characters, so the last secret of a text may be cut
 short: a token prefix followed by fewer characters than a whole token is
@@ -46,7 +59,8 @@ What is *not* a secret here, by design (each is a complaint about scrubbers
 that cannot be tuned): keys that count or describe secrets rather than hold
 them (``max_tokens``, ``token_count``, ``prompt_tokens``, ``token_type``,
 ``secret_name``, ``api_key_id``, ``private_key_path`` -- see
-``DEFAULT_NON_SENSITIVE_KEYS``; a bare ``key``, ``author``, ``PWD``);
+``DEFAULT_NON_SENSITIVE_KEYS``; a bare ``key``, ``author``, ``passed``, the
+shell's upper-case ``PWD`` and ``OLDPWD``);
 values ``true``/``false``/``null``/``None``/empty under a sensitive key;
 ``a:secret:b`` identifier paths (ARNs); ``sk-`` inside words
 (``task-sk-learn``) or followed by prose without digits or mixed case;
@@ -741,8 +755,8 @@ class Redactor:
 
         Example::
 
-            >>> Redactor().scrub_name("deploy_sk-proj-abcDEF1234567890abcDEF12")
-            'deploy_[REDACTED:openai_key]'
+            >>> Redactor().scrub_name("deploy sk-proj-abcDEF1234567890abcDEF12XYZ")
+            'deploy [REDACTED:openai_key]'
         """
         if self.policy is CapturePolicy.FULL:
             return name if type(name) is str else clean_str(name)
