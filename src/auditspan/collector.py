@@ -1648,14 +1648,17 @@ class SpanCollector:
         """Every field as valid text, with the capture policy applied.
 
         Previews go through ``capture`` (the policy decides: dropped, redacted,
-        kept); every other string, and every container, of any event type
-        through the secret scrubber -- only ids, names and the event's own
-        tags are left as they are. Non-string field names become strings.
+        kept); ids, names and tags (and an unknown event's own field names)
+        through the memoised ``scrub_name``; every other string, and every
+        container, of any event type through the secret scrubber -- only the
+        timestamp and the event id are left as they are. Non-string field
+        names become strings.
         """
         redactor = self.redactor
         scrub_name = redactor.scrub_name
         if not known_names and not all(
-            type(name) is str and (name in _KNOWN_FIELD_NAMES or scrub_name(name) == name) for name in fields
+            type(name) is str and name.isascii() and (name in _KNOWN_FIELD_NAMES or scrub_name(name) == name)
+            for name in fields
         ):
             # An unknown event's own field names are free text too: repaired and scrubbed.
             fields = {
