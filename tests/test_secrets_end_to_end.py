@@ -582,3 +582,17 @@ def test_the_command_line_prints_secrets_with_capture_full(
     long_contexts = {"azure_sas", "aws_presigned", "gcs_signed"}
     leaked = {line.split(" ", 1)[0] for line in leaks_in(text)}
     assert leaked >= {s.kind for s in SECRETS} - long_contexts
+
+
+def test_span_context_finds_a_turn_whose_ids_hold_a_secret(tmp_path: Path) -> None:
+    """Runtimes look turns up by the ids they emitted; the collector keeps them redacted."""
+    key = next(s for s in SECRETS if s.kind == "openai_key").value
+    handle = auditspan.configure(service_name="ids", output_dir=tmp_path, environ={}, set_global=False)
+    audit = handle.emitter(session_id=f"sess {key}")
+    turn = audit.emit_turn_start(agent_id="a", turn_id=f"turn {key}", prompt="go")
+    audit.emit_tool_call_attempt("t", agent_id="a", turn_id=turn, metadata={"tool_call_id": f"call {key}"})
+    turn_context = handle.collector.span_context(f"sess {key}", f"turn {key}")
+    call_context = handle.collector.span_context(f"sess {key}", f"turn {key}", f"call {key}")
+    handle.shutdown()
+    assert turn_context is not None and call_context is not None
+    assert call_context.span_id != turn_context.span_id

@@ -603,7 +603,12 @@ class SpanCollector:
         of the session. Runtimes use it to make the audit span current for code
         that runs inside a turn or a call (see ``auditspan.context``).
         """
-        session_id, turn_id = session_id or None, turn_id or None
+        # The collector keys its state on ids as redacted (``Redactor.scrub_name``): look them up alike.
+        scrub_name = self.redactor.scrub_name
+        session_id = scrub_name(session_id) if session_id else None
+        turn_id = scrub_name(turn_id) if turn_id else None
+        if tool_call_id:
+            tool_call_id = scrub_name(tool_call_id)
         with self._lock:
             if turn_id is not None:
                 found = self._turns.get((session_id, turn_id, None))
