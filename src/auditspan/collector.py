@@ -162,6 +162,8 @@ _NAME_FIELDS = frozenset(
     }
 )
 _UNSCRUBBED_FIELDS = frozenset({"timestamp", "event_id"})
+#: Names ``_plain_fields`` remembers as clean (they redact to themselves), at most.
+_CLEAN_NAMES_SIZE = 8192
 _OPTIONAL_STR_FIELDS = ("agent_id", "turn_id", "session_id")
 #: Field names of the seed's envelope and of every known event class (an unknown event's others are
 #: scrubbed as names).
@@ -452,6 +454,18 @@ class SpanCollector:
         self.stats = CollectorStats()
         _fork.track(self, tier=0)
 
+    @property
+    def redactor(self) -> Any:
+        """The capture policy's redactor (``Redactor``, or an object with ``capture``, ``scrub`` and
+        ``redact_value``; ids and names go through its ``scrub_name`` when it has one, else ``scrub``)."""
+        return self._redactor
+
+    @redactor.setter
+    def redactor(self, redactor: Any) -> None:
+        self._redactor = redactor
+        self._scrub_name: Callable[[str], str] = getattr(redactor, "scrub_name", None) or redactor.scrub
+        self._clean_names: set[str] = set()
+
     # ------------------------------------------------------------------ public
     @property
     def audit_log(self) -> AuditLogExporter | None:
@@ -604,7 +618,7 @@ class SpanCollector:
         that runs inside a turn or a call (see ``auditspan.context``).
         """
         # The collector keys its state on ids as redacted (``Redactor.scrub_name``): look them up alike.
-        scrub_name = self.redactor.scrub_name
+        scrub_name = self._scrub_name
         session_id = scrub_name(session_id) if session_id else None
         turn_id = scrub_name(turn_id) if turn_id else None
         if tool_call_id:
@@ -720,13 +734,16 @@ class SpanCollector:
                     fields[name] = clean_str(value)  # lone surrogates cannot be encoded
         raw_args = None
         redactor = self.redactor
-        # Ids and names are secrets' hiding places too (issue 14): scrubbed, memoised.
-        scrub_name = redactor.scrub_name
-        fields["severity"] = scrub_name(fields["severity"])
+        # Ids and names are secrets' hiding places too: scrubbed, and those found clean remembered here
+        # (a set lookup instead of a call per name).
+        clean = self._clean_names
+        value = fields["severity"]
+        if value not in clean:
+            fields["severity"] = self._name(value)
         for name in ("agent_id", "turn_id", "session_id"):
             value = fields[name]
-            if value:
-                fields[name] = scrub_name(value)
+            if value and value not in clean:
+                fields[name] = self._name(value)
         for name, kind in plan.texts:
             value = fields[name]
             if not value.isascii():
@@ -736,7 +753,8 @@ class SpanCollector:
             if not value:
                 continue
             if kind == _AS_TAG:
-                value = fields[name] = scrub_name(value)
+                if value not in clean:
+                    value = fields[name] = self._name(value)
             else:
                 value = fields[name] = (
                     redactor.capture(value) if kind == _AS_CONTENT else redactor.scrub(value)
@@ -748,6 +766,16 @@ class SpanCollector:
             if type(redacted) is not dict:
                 _out_of_stack()
         return fields, ts, raw_args
+
+    def _name(self, value: str) -> str:
+        """``scrub_name(value)``; a value that comes back unchanged joins ``_clean_names`` (bounded)."""
+        result = self._scrub_name(value)
+        if result == value:
+            clean = self._clean_names
+            if len(clean) >= _CLEAN_NAMES_SIZE:
+                clean.clear()  # many distinct names (turn ids): start over rather than grow
+            clean.add(value)
+        return result
 
     def _cleaned(
         self, fields: dict[str, Any], *, known: bool = False
@@ -1660,7 +1688,7 @@ class SpanCollector:
         names become strings.
         """
         redactor = self.redactor
-        scrub_name = redactor.scrub_name
+        scrub_name = self._scrub_name
         if not known_names and not all(
             type(name) is str and name.isascii() and (name in _KNOWN_FIELD_NAMES or scrub_name(name) == name)
             for name in fields
@@ -1697,7 +1725,7 @@ class SpanCollector:
         if (
             isinstance(existing, str)
             and _EVENT_ID.fullmatch(existing)
-            and self.redactor.scrub_name(existing) == existing
+            and self._scrub_name(existing) == existing
         ):
             return existing
         return self._ids.event_id(fields, self._position)
