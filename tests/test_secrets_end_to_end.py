@@ -596,3 +596,30 @@ def test_span_context_finds_a_turn_whose_ids_hold_a_secret(tmp_path: Path) -> No
     handle.shutdown()
     assert turn_context is not None and call_context is not None
     assert call_context.span_id != turn_context.span_id
+
+
+def test_a_redactor_of_ones_own_without_scrub_name_scrubs_names_with_scrub(tmp_path: Path) -> None:
+    """``SpanCollector(redactor=...)`` takes any object with capture, scrub and redact_value."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    class Shouting:
+        def capture(self, text: str) -> str:
+            return text.upper()
+
+        def scrub(self, text: str) -> str:
+            return text.replace("hunter2", "[REDACTED:mine]")
+
+        def redact_value(self, value: Any) -> Any:
+            return value
+
+    collector = auditspan.SpanCollector(
+        tracer_provider=TracerProvider(), audit_log=tmp_path / "audit.jsonl", redactor=Shouting()
+    )
+    audit = auditspan.AuditEmitter(collector, session_id="sess hunter2")
+    turn = audit.emit_turn_start(agent_id="a", prompt="hi")
+    audit.emit_tool_call_attempt("tool hunter2", args="x", agent_id="a", turn_id=turn)
+    audit.emit_tool_call_complete("tool hunter2", agent_id="a", turn_id=turn)
+    collector.shutdown()
+    assert collector.stats.internal_errors == 0
+    text = (tmp_path / "audit.jsonl").read_text()
+    assert "hunter2" not in text and "tool [REDACTED:mine]" in text and "sess [REDACTED:mine]" in text

@@ -428,6 +428,7 @@ class SpanCollector:
             classifier = Classifier()
         self.classifier = classifier
         self.redactor = redactor if redactor is not None else Redactor()
+        self._bind_names(self.redactor)
         if rules is not None and not isinstance(rules, RuleEngine):
             rules = RuleEngine(rules)
         self.rules: RuleEngine | None = rules
@@ -454,15 +455,15 @@ class SpanCollector:
         self.stats = CollectorStats()
         _fork.track(self, tier=0)
 
-    @property
-    def redactor(self) -> Any:
-        """The capture policy's redactor (``Redactor``, or an object with ``capture``, ``scrub`` and
-        ``redact_value``; ids and names go through its ``scrub_name`` when it has one, else ``scrub``)."""
-        return self._redactor
+    def _names(self) -> Callable[[str], str]:
+        """The name scrubber of the current ``redactor``."""
+        if self.redactor is not self._names_redactor:
+            self._bind_names(self.redactor)
+        return self._scrub_name
 
-    @redactor.setter
-    def redactor(self, redactor: Any) -> None:
-        self._redactor = redactor
+    def _bind_names(self, redactor: Any) -> None:
+        """Ids and names through ``redactor.scrub_name`` when it has one (a ``Redactor``), else ``scrub``."""
+        self._names_redactor = redactor
         self._scrub_name: Callable[[str], str] = getattr(redactor, "scrub_name", None) or redactor.scrub
         self._clean_names: set[str] = set()
 
@@ -618,7 +619,7 @@ class SpanCollector:
         that runs inside a turn or a call (see ``auditspan.context``).
         """
         # The collector keys its state on ids as redacted (``Redactor.scrub_name``): look them up alike.
-        scrub_name = self._scrub_name
+        scrub_name = self._names()
         session_id = scrub_name(session_id) if session_id else None
         turn_id = scrub_name(turn_id) if turn_id else None
         if tool_call_id:
@@ -734,6 +735,8 @@ class SpanCollector:
                     fields[name] = clean_str(value)  # lone surrogates cannot be encoded
         raw_args = None
         redactor = self.redactor
+        if redactor is not self._names_redactor:  # replaced since: names go through the new one
+            self._bind_names(redactor)
         # Ids and names are secrets' hiding places too: scrubbed, and those found clean remembered here
         # (a set lookup instead of a call per name).
         clean = self._clean_names
@@ -1688,7 +1691,7 @@ class SpanCollector:
         names become strings.
         """
         redactor = self.redactor
-        scrub_name = self._scrub_name
+        scrub_name = self._names()
         if not known_names and not all(
             type(name) is str and name.isascii() and (name in _KNOWN_FIELD_NAMES or scrub_name(name) == name)
             for name in fields
@@ -1725,7 +1728,7 @@ class SpanCollector:
         if (
             isinstance(existing, str)
             and _EVENT_ID.fullmatch(existing)
-            and self._scrub_name(existing) == existing
+            and self._names()(existing) == existing
         ):
             return existing
         return self._ids.event_id(fields, self._position)
