@@ -623,3 +623,21 @@ def test_a_redactor_of_ones_own_without_scrub_name_scrubs_names_with_scrub(tmp_p
     assert collector.stats.internal_errors == 0
     text = (tmp_path / "audit.jsonl").read_text()
     assert "hunter2" not in text and "tool [REDACTED:mine]" in text and "sess [REDACTED:mine]" in text
+
+
+@pytest.mark.usefixtures("no_endpoint")
+def test_the_file_and_line_of_a_message_are_never_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the message is scrubbed: ``secrets.jsonl:1:`` looks like ``key: value`` to a scrubber."""
+    log = tmp_path / "secrets.jsonl"
+    log.write_text('{"event_type": "tool_call_complete", "duration_ms": "password=hunter2x"}\n', encoding="utf-8")
+    for argv in (
+        ["validate", str(log)],
+        ["show", str(log)],
+        ["policy-input", str(log)],
+        ["replay", str(log), "--output-dir", str(tmp_path / "out"), "--no-progress"],
+    ):
+        _, text = cli(argv, capsys)
+        assert f"{log}:1: " in text, (argv, text)
+        assert "hunter2x" not in text and "password=[REDACTED:password]" in text, (argv, text)

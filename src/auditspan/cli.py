@@ -22,11 +22,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
 from .configuration import ConfigurationError
 from .redaction import CapturePolicy, Redactor
+
+if TYPE_CHECKING:
+    from .replay import LineError
 
 __all__ = [
     "EXIT_DATA_ERRORS",
@@ -303,6 +306,11 @@ def _err(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _scrubbed(error: LineError, scrub: Callable[[str], str]) -> str:
+    """``FILE:LINE: message`` with the message (which may quote the value it found wrong) scrubbed."""
+    return f"{error.path}:{error.line_no}: {scrub(error.message)}"
+
+
 def _redactor(args: argparse.Namespace) -> Redactor:
     """The capture policy of what a command prints: ``--capture``, ``AUDITSPAN_CAPTURE``, or redacted."""
     from .configuration import _redactor as configured
@@ -444,7 +452,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import LineError, replay_files
+    from .replay import replay_files
 
     status = _unreadable("replay", args.files)
     if status is not None:
@@ -457,7 +465,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     def report(error: LineError) -> None:
         if progress is not None:
             progress.finish()
-        _err(scrub(str(error)))  # a message may quote the value it found wrong
+        _err(_scrubbed(error, scrub))
 
     try:
         summary = replay_files(
@@ -510,7 +518,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .replay import LineError
     from .show import ShowFilter, show_logs
 
     status = _unreadable("show", args.files)
@@ -519,7 +526,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     redactor = _redactor(args)
 
     def report(error: LineError) -> None:
-        _err(redactor.scrub(str(error)))  # a message may quote the value it found wrong
+        _err(_scrubbed(error, redactor.scrub))
 
     out = _out()
     # Ids are redacted as they are read: a filter on an id that holds a secret is redacted alike.
@@ -558,12 +565,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if status is not None:
         return status
     out = _out()
-    scrub = _redactor(args).scrub  # a problem may quote the value it found wrong
     summary = validate_files(
         args.files,
         schema_only=args.schema_only,
-        on_problem=lambda m: print(scrub(m), file=out),
+        on_problem=lambda m: print(m, file=out),
         max_line_bytes=args.max_line_bytes,
+        redact=_redactor(args).scrub,  # a problem may quote the value it found wrong
     )
     kinds = f"{summary.canonical} canonical record(s), {summary.seed} seed event(s)"
     print(
@@ -589,7 +596,7 @@ def _cmd_policy_input(args: argparse.Namespace) -> int:
     for path in args.files:
         for _, item in iter_log(path, max_line_bytes=args.max_line_bytes):
             if isinstance(item, LineError):
-                _err(redactor.scrub(str(item)))
+                _err(_scrubbed(item, redactor.scrub))
                 bad += 1
                 continue
             if wanted is not None and item.data.get("event_type") not in wanted:

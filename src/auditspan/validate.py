@@ -384,13 +384,15 @@ def validate_files(
     on_problem: Callable[[str], None] | None = None,
     max_kept: int = 1_000,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    redact: Callable[[str], str] | None = None,
 ) -> ValidationSummary:
     """Check every line of ``paths``; report each problem as ``FILE:LINE: ...`` through ``on_problem``.
 
     ``invalid_lines`` keeps the first ``max_kept`` bad ``(file, line)`` pairs. A line
     that repeats a key, nests too deep or is longer than ``max_line_bytes`` is
-    invalid (``iter_log``). Messages may quote values: print them through the
-    capture policy (the command line does).
+    invalid (``iter_log``). Messages may quote values: ``redact`` (the capture
+    policy's ``scrub``, as the command line passes) is applied to each message,
+    not to its ``FILE:LINE:`` prefix.
     Raises ``OSError`` when a file cannot be opened.
 
     Example::
@@ -423,5 +425,5 @@ def validate_files(
                 summary.invalid_lines.append((name, line_no))
             if on_problem is not None:
                 for message in messages:
-                    on_problem(f"{name}:{line_no}: {message}")
+                    on_problem(f"{name}:{line_no}: {redact(message) if redact is not None else message}")
     return summary
