@@ -631,7 +631,9 @@ def test_the_file_and_line_of_a_message_are_never_redacted(
 ) -> None:
     """Only the message is scrubbed: ``secrets.jsonl:1:`` looks like ``key: value`` to a scrubber."""
     log = tmp_path / "secrets.jsonl"
-    log.write_text('{"event_type": "tool_call_complete", "duration_ms": "password=hunter2x"}\n', encoding="utf-8")
+    log.write_text(
+        '{"event_type": "tool_call_complete", "duration_ms": "password=hunter2x"}\n', encoding="utf-8"
+    )
     for argv in (
         ["validate", str(log)],
         ["show", str(log)],
