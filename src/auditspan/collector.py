@@ -162,8 +162,9 @@ _NAME_FIELDS = frozenset(
     }
 )
 _UNSCRUBBED_FIELDS = frozenset({"timestamp", "event_id"})
-#: Names ``_plain_fields`` remembers as clean (they redact to themselves), at most.
+#: Names ``_plain_fields`` remembers as clean (they redact to themselves): at most this many, this long.
 _CLEAN_NAMES_SIZE = 8192
+_CLEAN_NAME_LENGTH = 256
 _OPTIONAL_STR_FIELDS = ("agent_id", "turn_id", "session_id")
 #: Field names of the seed's envelope and of every known event class (an unknown event's others are
 #: scrubbed as names).
@@ -774,10 +775,13 @@ class SpanCollector:
         """``scrub_name(value)``; a value that comes back unchanged joins ``_clean_names`` (bounded)."""
         result = self._scrub_name(value)
         if result == value:
-            clean = self._clean_names
-            if len(clean) >= _CLEAN_NAMES_SIZE:
-                clean.clear()  # many distinct names (turn ids): start over rather than grow
-            clean.add(value)
+            if len(value) <= _CLEAN_NAME_LENGTH:
+                clean = self._clean_names
+                if len(clean) >= _CLEAN_NAMES_SIZE:
+                    clean.clear()  # many distinct names (turn ids): start over rather than grow
+                clean.add(value)
+        elif result is REDACTION_ERROR_MARKER:
+            _out_of_stack()
         return result
 
     def _cleaned(

@@ -750,9 +750,10 @@ class Redactor:
         Deterministic: the same name always gives the same text, so tool names,
         sessions and turns still match after redaction (two names that differ
         only inside a secret of the same kind become one). The results of the
-        last 8,192 to 16,384 distinct names are remembered (two generations:
-        when the newer one is full it becomes the older one), so the names an
-        agent repeats cost a dictionary lookup. Never raises.
+        last 8,192 to 16,384 distinct names of up to 256 characters are
+        remembered (two generations: when the newer one is full it becomes the
+        older one), so the names an agent repeats cost a dictionary lookup.
+        Never raises; fails closed (``[REDACTED:error]``, not remembered).
 
         Example::
 
@@ -763,9 +764,12 @@ class Redactor:
         if found is None:
             found = self._old_names.get(name)
             if found is None:
-                if type(name) is not str:
-                    return self.scrub(name)
+                if type(name) is not str or len(name) > _SCRUB_MEMO_LENGTH:
+                    return self.scrub(name)  # bounded in size too: long names are not remembered
                 found = (name, 0) if self.policy is CapturePolicy.FULL else self._redact_name(name)
+                if found[0] is REDACTION_ERROR_MARKER:  # a failure (out of stack?) is not remembered
+                    self._add(1)
+                    return REDACTION_ERROR_MARKER
             names = self._names
             if len(names) >= _NAME_MEMO_SIZE:
                 self._old_names = names
