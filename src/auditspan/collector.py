@@ -97,7 +97,7 @@ from .audit_log import AuditLogExporter, JsonLinesAuditLog, open_audit_log
 from .events import BASE_FIELDS, EVENT_CLASSES, AuditEvent, timestamp_to_ns
 from .governance import governance_envelope, is_refusal
 from .records import build_record, empty_governance, encode_record
-from .redaction import MARKER_PREFIX, REDACTION_ERROR_MARKER, Redactor
+from .redaction import MARKER_PREFIX, REDACTION_ERROR_MARKER, CapturePolicy, Redactor
 from .rules import RuleEngine, RuleMatch
 from .semantic_types import EVENT_TYPE_OPERATIONS, OperationType
 
@@ -162,6 +162,16 @@ _NAME_FIELDS = frozenset(
     }
 )
 _UNSCRUBBED_FIELDS = frozenset({"timestamp", "event_id"})
+
+
+class _Everything:
+    """The clean names under the ``full`` policy: every one."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_EVERYTHING = _Everything()
 #: Names ``_plain_fields`` remembers as clean (they redact to themselves): at most this many, this long.
 _CLEAN_NAMES_SIZE = 8192
 _CLEAN_NAME_LENGTH = 256
@@ -466,7 +476,9 @@ class SpanCollector:
         """Ids and names through ``redactor.scrub_name`` when it has one (a ``Redactor``), else ``scrub``."""
         self._names_redactor = redactor
         self._scrub_name: Callable[[str], str] = getattr(redactor, "scrub_name", None) or redactor.scrub
-        self._clean_names: set[str] = set()
+        # Under ``full`` every name is kept as it is: nothing to look up, nothing to remember.
+        verbatim = getattr(redactor, "policy", None) is CapturePolicy.FULL
+        self._clean_names: set[str] | _Everything = _EVERYTHING if verbatim else set()
 
     # ------------------------------------------------------------------ public
     @property
@@ -775,8 +787,8 @@ class SpanCollector:
         """``scrub_name(value)``; a value that comes back unchanged joins ``_clean_names`` (bounded)."""
         result = self._scrub_name(value)
         if result == value:
-            if len(value) <= _CLEAN_NAME_LENGTH:
-                clean = self._clean_names
+            clean = self._clean_names
+            if len(value) <= _CLEAN_NAME_LENGTH and isinstance(clean, set):
                 if len(clean) >= _CLEAN_NAMES_SIZE:
                     clean.clear()  # many distinct names (turn ids): start over rather than grow
                 clean.add(value)

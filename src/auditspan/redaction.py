@@ -526,6 +526,7 @@ def _run_start(text: str, end: int, floor: int, chars: frozenset[str], limit: in
 #: ``scrub`` remembers the results of strings up to this long, at most this many of them.
 _SCRUB_MEMO_LENGTH: Final = 256
 _SCRUB_MEMO_SIZE: Final = 4096
+_FULL: Final = CapturePolicy.FULL
 #: ``scrub_name`` remembers this many names per generation (two generations: at most twice this).
 _NAME_MEMO_SIZE: Final = 8192
 
@@ -764,9 +765,13 @@ class Redactor:
         if found is None:
             found = self._old_names.get(name)
             if found is None:
-                if type(name) is not str or len(name) > _SCRUB_MEMO_LENGTH:
-                    return self.scrub(name)  # bounded in size too: long names are not remembered
-                found = (name, 0) if self.policy is CapturePolicy.FULL else self._redact_name(name)
+                if (
+                    type(name) is not str
+                    or len(name) > _SCRUB_MEMO_LENGTH
+                    or self.policy is CapturePolicy.FULL
+                ):
+                    return self.scrub(name)  # verbatim under FULL; long names are not remembered
+                found = self._redact_name(name)
                 if found[0] is REDACTION_ERROR_MARKER:  # a failure (out of stack?) is not remembered
                     self._add(1)
                     return REDACTION_ERROR_MARKER
