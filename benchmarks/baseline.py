@@ -16,6 +16,7 @@ smoke test checks that the baseline really makes what the collector makes.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,14 @@ __all__ = [
     "operation_attributes",
     "span_shape",
 ]
+
+
+def _messages(role: str, text: str) -> str:
+    """The GenAI conventions' message JSON, as an application would encode it."""
+    message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+    if role == "assistant":
+        message["finish_reason"] = "stop"
+    return json.dumps([message], separators=(",", ":"), ensure_ascii=False)
 
 
 class NoopSpanExporter(SpanExporter):
@@ -187,6 +196,8 @@ class BareSdkAgent:
             span.set_attribute(attr.TOOL_STATUS, event.status)
             span.set_attribute(attr.TOOL_DURATION_MS, float(event.duration_ms))
             span.set_attribute(attr.TOOL_RESULT_PREVIEW, event.result_preview)
+            span.set_attribute(attr.GEN_AI_TOOL_CALL_RESULT, event.result_preview)
+            span.set_attribute(attr.OUTPUT_VALUE, event.result_preview)
             span.end()
         elif kind == "tool_call_failure":
             span = self._open.pop(key)
@@ -200,6 +211,8 @@ class BareSdkAgent:
         elif kind == "turn_end":
             span, _ = self._turns.pop(event.turn_id)
             span.set_attribute(attr.TURN_CONTENT_PREVIEW, event.content_preview)
+            span.set_attribute(attr.GEN_AI_OUTPUT_MESSAGES, _messages("assistant", event.content_preview))
+            span.set_attribute(attr.OUTPUT_VALUE, event.content_preview)
             span.set_attribute(attr.TURN_FUNCTION_CALLS_COUNT, event.function_calls_count)
             span.end()
         else:
@@ -220,6 +233,8 @@ class BareSdkAgent:
             attributes=attributes,
         )
         span.set_attribute(attr.TURN_PROMPT_PREVIEW, event.prompt_preview)
+        span.set_attribute(attr.GEN_AI_INPUT_MESSAGES, _messages("user", event.prompt_preview))
+        span.set_attribute(attr.INPUT_VALUE, event.prompt_preview)
         self._turns[event.turn_id] = (span, trace.set_span_in_context(span))
 
     def _start_call(self, event: Any, key: tuple[str | None, str]) -> None:
@@ -237,6 +252,8 @@ class BareSdkAgent:
             **self._types[event.tool_name],
             **pending.attributes,
             attr.TOOL_ARGUMENTS_PREVIEW: event.arguments_preview,
+            attr.GEN_AI_TOOL_CALL_ARGUMENTS: event.arguments_preview,
+            attr.INPUT_VALUE: event.arguments_preview,
         }
         span = self._tracer.start_span(
             f"{attr.OPERATION_EXECUTE_TOOL} {event.tool_name}",

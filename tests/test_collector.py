@@ -105,6 +105,12 @@ def test_turn_and_tool_span_shape(harness: Harness) -> None:
         attr.TURN_PROMPT_PREVIEW: "Find flights",
         attr.TURN_CONTENT_PREVIEW: "Done",
         attr.TURN_FUNCTION_CALLS_COUNT: 1,
+        attr.GEN_AI_INPUT_MESSAGES: '[{"role":"user","parts":[{"type":"text","content":"Find flights"}]}]',
+        attr.GEN_AI_OUTPUT_MESSAGES: (
+            '[{"role":"assistant","parts":[{"type":"text","content":"Done"}],"finish_reason":"stop"}]'
+        ),
+        attr.INPUT_VALUE: "Find flights",
+        attr.OUTPUT_VALUE: "Done",
     }
     a = tool.attributes
     assert a[attr.GEN_AI_OPERATION_NAME] == "execute_tool"

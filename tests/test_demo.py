@@ -37,7 +37,7 @@ def _calls_of(run: DemoRun) -> Counter[tuple[str, str, int]]:
 def test_the_script_covers_every_kind_of_event(harness: Any) -> None:
     run = _run(harness, run_id="t1")
     assert [t.scenario for t in run.turns] == ["support", "rates", "weather", "docs", "ops"]
-    assert run.sessions == ["demo-t1-support", "demo-t1-ops"]
+    assert run.sessions == ["demo-t1-support", "demo-t1-travel", "demo-t1-ops"]
     records = harness.records()
     assert len(records) == run.events  # the harness collector has no rules: one record per event
     assert Counter(r["event_type"] for r in records) == Counter(
@@ -81,7 +81,8 @@ def test_spans_match_what_the_script_did(harness: Any) -> None:
     assert seen[("get_weather", "success", 1)] == 3
     turns = [s for s in spans if s.name.startswith("invoke_agent")]
     assert (
-        sorted(s.name for s in turns) == ["invoke_agent Ops Agent"] * 2 + ["invoke_agent Support Agent"] * 3
+        sorted(s.name for s in turns)
+        == ["invoke_agent Ops Agent"] * 2 + ["invoke_agent Support Agent"] + ["invoke_agent Travel Agent"] * 2
     )
 
 
@@ -151,7 +152,13 @@ def test_the_structure_is_the_same_on_every_run(make_harness: Any) -> None:
 
 def test_more_turns_start_new_sessions(harness: Any) -> None:
     run = _run(harness, turns=7, run_id="x")
-    assert run.sessions == ["demo-x-support", "demo-x-ops", "demo-x-support-2"]
+    assert run.sessions == [
+        "demo-x-support",
+        "demo-x-travel",
+        "demo-x-ops",
+        "demo-x-support-2",
+        "demo-x-travel-2",
+    ]
     assert len([s for s in harness.spans() if s.name.startswith("invoke_agent")]) == 7
 
 
@@ -183,7 +190,7 @@ def test_demo_command_on_the_embedded_default(tmp_path: Path, capsys: pytest.Cap
     assert f"traces:      {(tmp_path / 'traces.jsonl').resolve()} (OTLP/JSON lines)" in out
     assert "spans:        22 exported, 0 failed" in out
     assert (
-        f"audit records: {len(records)} written ({events} events + {rule_matches} behavioural-rule matches)"
+        f"audit records: {len(records)} written ({events} events + {rule_matches} behavioural-rule match)"
         in out
     )
     tree = out.split("\n\n", 1)[1]
@@ -208,7 +215,7 @@ def test_demo_command_appends_and_shows_only_its_own_run(
 def test_demo_without_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--output-dir", str(tmp_path), "--fast", "--no-tree", "--turns", "2"]) == 0
     out = capsys.readouterr().out
-    assert "session " not in out and "2 turns in 1 sessions" in out
+    assert "session " not in out and "2 turns in 2 sessions," in out
 
 
 def test_demo_rejects_bad_turns(capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,10 +79,11 @@ def test_opentelemetry_instrument_traces_the_seed_emitter_without_code_changes(t
     _check_zero_code_output(out, tmp_path / "app.jsonl")
 
 
-def test_zero_code_with_the_sdk_configurator_uses_its_provider_and_the_entry_point_exporter(
+def test_zero_code_with_the_sdk_configurator_uses_its_settings_and_resource(
     tmp_path: Path,
 ) -> None:
-    """As with opentelemetry-distro: the SDK builds the provider; OTEL_TRACES_EXPORTER=auditspan_file."""
+    """As with opentelemetry-distro: the SDK builds a provider from OTEL_TRACES_EXPORTER=auditspan_file;
+    auditspan's pipeline is built from the same settings, under the same Resource."""
     out = tmp_path / "out"
     env = zero_code_env(
         tmp_path,
@@ -95,7 +96,7 @@ def test_zero_code_with_the_sdk_configurator_uses_its_provider_and_the_entry_poi
     result = _run(env, str(AGENT), str(tmp_path / "app.jsonl"))
     assert result.returncode == 0, result.stderr
     spans = _check_zero_code_output(out, tmp_path / "app.jsonl")
-    # The SDK configurator's provider (its Resource says who configured it), not one of configure()'s.
+    # The SDK configurator's Resource (it says who configured it).
     assert all("telemetry.auto.version" in s["resource"] for s in spans)
 
 

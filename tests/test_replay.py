@@ -256,8 +256,8 @@ def test_a_second_replay_gives_identical_ids(tmp_path: Path) -> None:
     second = replay_to(tmp_path / "two", SEED)
     assert ids(first) == ids(second)
     assert len({s["spanId"] for s in first}) == len(first) >= 18
-    # Same output folder: the file holds every span twice, with the same ids.
-    again = replay_to(tmp_path / "one", SEED)
+    # Same output folder, with --append: the file holds every span twice, with the same ids.
+    again = replay_to(tmp_path / "one", SEED, append=True)
     assert ids(again) == sorted(ids(first) * 2)
 
 

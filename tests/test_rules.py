@@ -196,6 +196,8 @@ def test_match_carries_both_records_ids_and_times() -> None:
         trigger_target=PII,
         target="partner.io",
         elapsed_s=12.5,
+        trigger_tool_name=read["tool_name"],
+        trigger_turn_id=read["turn_id"],
     )
 
 

@@ -69,8 +69,11 @@ def install() -> list[str]:
 def _handle(signum: int, frame: FrameType | None) -> None:
     try:
         from .audit_log import _flush_for_signal
+        from .collector import _write_held_for_signal
 
-        flushed = _flush_for_signal(time.monotonic() + FLUSH_TIMEOUT_S)
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        # Records held for their call's attempt first (they go to the logs), then the logs.
+        flushed = _write_held_for_signal(deadline) and _flush_for_signal(deadline)
     except Exception:  # never raise into the interrupted code; the signal still takes its course
         _logger.exception("auditspan: flushing the audit log on signal %d failed", signum)
         flushed = True

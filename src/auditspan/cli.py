@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -180,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn audit logs (seed JSONL or canonical records) into traces",
         description=(
             "Read audit logs written by the seed system (one event per line) or by auditspan (canonical "
-            "records), in order, and emit them as spans with the events' own timestamps. Ids are derived "
-            "from the content: replaying the same file again gives the same trace and span ids, so "
-            "backends de-duplicate. Malformed lines are reported as FILE:LINE: message and skipped."
+            "records), in order, and emit them as spans with the events' own timestamps. Canonical records "
+            "keep their own trace and span ids (a record's telemetry.trace_id finds its trace again); seed "
+            "events, which carry none, get ids derived from their content. Either way replaying the same "
+            "file again gives the same ids, so backends de-duplicate. A traces.jsonl that already holds "
+            "spans is refused unless --append is given. Malformed lines are reported as FILE:LINE: "
+            "message and skipped."
         ),
     )
     replay.add_argument("files", nargs="+", metavar="FILE", help="audit log(s), JSON lines")
@@ -213,7 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         default="auditspan",
         help="derive trace and span ids within NAME (default: auditspan); the same log replayed with "
-        "another NAME gets other ids, e.g. to load it again where its spans already are",
+        "another NAME gets other ids (canonical records then do not keep theirs), e.g. to load it again "
+        "where its spans already are",
+    )
+    replay.add_argument(
+        "--append",
+        action="store_true",
+        help="add the spans to DIR/traces.jsonl even when it already holds spans (of another run)",
     )
     replay.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
@@ -335,6 +345,38 @@ def _ascii_only(stream: IO[str]) -> bool:
     return False
 
 
+def _plural(n: int, noun: str, suffix: str = "s") -> str:
+    """``1 turn``, ``2 turns``; ``suffix`` for nouns such as ``match`` (``es``)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{suffix}"
+
+
+def _auditspan_command() -> tuple[str, str]:
+    """How the user can run ``auditspan`` from here, and a hint when it is not on PATH.
+
+    ``scripts/demo`` installs into ``./.venv`` without activating it: ``auditspan``
+    alone would not be found, so the command is the script's path.
+    """
+    here = Path(sys.executable).parent / "auditspan"
+    found = shutil.which("auditspan")
+    if not here.exists():
+        return ("auditspan", "") if found else (f"{sys.executable} -m auditspan", "")
+    if found is not None and os.path.samefile(found, here):
+        return "auditspan", ""
+    shown = _short_path(here)
+    activate = here.parent / "activate"
+    source = f", or first: source {_short_path(activate)}" if activate.exists() else ""
+    return shown, f"(auditspan is not on PATH: run it as {shown}{source})"
+
+
+def _short_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, else absolute."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
 def _unreadable(command: str, paths: Sequence[str]) -> int | None:
     """Exit status 2 with one message per file that cannot be opened; None when all can."""
     bad = False
@@ -404,8 +446,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     records_written = getattr(log_stats, "records_written", collector.stats.records)
     records_failed = getattr(log_stats, "records_failed", 0)
     print(
-        f"auditspan demo: {len(run.turns)} turns in {len(run.sessions)} sessions, "
-        f"{run.tool_calls} tool calls, {run.events} audit events (run {run.run_id})",
+        f"auditspan demo: {_plural(len(run.turns), 'turn')} in {_plural(len(run.sessions), 'session')}, "
+        f"{_plural(run.tool_calls, 'tool call')}, {_plural(run.events, 'audit event')} (run {run.run_id})",
         file=out,
     )
     print("where everything went:", file=out)
@@ -421,7 +463,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     derived = collector.stats.rule_matches
     print(
         f"audit records: {records_written} written"
-        + (f" ({run.events} events + {derived} behavioural-rule matches)" if derived else "")
+        + (
+            f" ({_plural(run.events, 'event')} + {_plural(derived, 'behavioural-rule match', 'es')})"
+            if derived
+            else ""
+        )
         + (f", {records_failed} failed" if records_failed else ""),
         file=out,
     )
@@ -444,7 +490,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         else:
             print("(no audit log file: no tree; AUDITSPAN_AUDIT_LOG=none?)", file=out)
     if isinstance(log_path, Path):
-        print(f"\nexplore: auditspan show {log_path} --severity warning", file=out)
+        command, hint = _auditspan_command()
+        print(f"\nexplore: {command} show {log_path} --severity warning", file=out)
+        if hint:
+            print(hint, file=out)
     if stats.failed or dropped or records_failed:
         _err("auditspan demo: some spans or records could not be delivered (see above)")
         return EXIT_EXPORT_FAILED
@@ -479,6 +528,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             progress=progress,
             capture=args.capture,
             max_line_bytes=args.max_line_bytes,
+            append=args.append,
         )
     finally:
         if progress is not None:
@@ -508,8 +558,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         )
     dropped = f", {summary.spans_dropped} dropped (batch queue full)" if summary.spans_dropped else ""
     print(f"spans: {summary.spans_exported} exported, {summary.spans_failed} failed{dropped}", file=out)
+    print("where they went:", file=out)
     for what, where in summary.destinations.items():
         print(f"  {what + ':':<12} {where}", file=out)
+    ids = (
+        "canonical records keep their own; seed events get ids derived from their content"
+        if args.id_namespace == "auditspan"
+        else f"derived from the content in namespace {args.id_namespace!r}"
+    )
+    print(f"  {'ids:':<12} {ids}", file=out)
     if summary.destinations.get("audit log"):
         print(f"audit records: {summary.records_written} written", file=out)
     if summary.spans_failed or summary.spans_dropped:

@@ -65,6 +65,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import IO, Any
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
@@ -88,7 +90,7 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from . import _deep, _fork
+from . import _deep, _fork, _signals
 from . import attributes as attr
 from ._bounded import BoundReport, run_bounded
 from ._ids import DeterministicIds, RandomIds, _InjectingIdGenerator
@@ -108,6 +110,8 @@ _logger = logging.getLogger(__name__)
 _EVENT_ID = re.compile(r"evt_[0-9A-Za-z_-]{1,128}")
 #: The kind inside a redaction marker (``[REDACTED:kind]`` -> ``[REDACTED]`` for the classifier).
 _MARKER_KIND = re.compile(r":[a-z0-9_.\-]{1,64}\]")
+_TRACE_HEX = re.compile(r"[0-9a-f]{32}")
+_SPAN_HEX = re.compile(r"[0-9a-f]{16}")
 #: Span times are nanoseconds in a signed 64-bit field on the way (the SDK's int64 checks).
 _MAX_SPAN_TIME_NS = 2**63 - 1
 
@@ -129,6 +133,10 @@ _LOOP_BLOCK = "tool_loop_block"
 _HOOK = "hook_mutation"
 _ERROR = "error"
 
+#: Events whose record is a tool call's (when they name a tool).
+_CALL_EVENTS = frozenset(
+    {_ATTEMPT, _COMPLETE, _FAILURE, _POLICY, _SANDBOX, _LOOP_WARNING, _LOOP_BLOCK, _HOOK}
+)
 #: Events that come before a call's attempt and belong to that call.
 _GOVERNING = frozenset({_POLICY, _LOOP_WARNING, _LOOP_BLOCK})
 #: Event types a call always remembers having had (``_find(fresh=True)``); others only while few and short.
@@ -273,13 +281,15 @@ class CollectorStats:
 class _Event:
     """One event on its way through the collector: its cleaned fields, id and time."""
 
-    __slots__ = ("extra", "fields", "id", "raw_args", "ts")
+    __slots__ = ("extra", "fields", "held", "id", "raw_args", "ts")
 
     def __init__(self, fields: dict[str, Any], event_id: str, ts: int, raw_args: str | None = None) -> None:
         self.fields = fields
         self.id = event_id
         self.ts = ts
         self.extra: list[dict[str, Any]] = []  # records the event gives rise to (rule matches)
+        #: Whether the event's own record is held (a governing event of a call not yet attempted).
+        self.held = False
         #: The arguments preview before the capture policy (classification only; never recorded).
         self.raw_args = raw_args
 
@@ -304,6 +314,10 @@ class _Call:
     governance: dict[str, Any] | None = None
     links: list[Link] = field(default_factory=list)
     refused: bool = False
+    #: The call's records held until its attempt or refusal: (event, governance at its time).
+    held: list[tuple[_Event, dict[str, Any] | None]] = field(default_factory=list)
+    #: The held records were written early (bound, flush): the classification is fixed from then on.
+    written_early: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -382,6 +396,8 @@ class SpanCollector:
         ids: ``RandomIds()`` (default) or ``DeterministicIds()`` for replays.
         max_open_turns, max_calls_per_turn, max_open_calls, stale_turn_after_s: state bounds
             (the table above).
+        max_held_records: records of calls not yet attempted held for their
+            attempt, at most (4,096); past it the oldest call's are written.
         max_attribute_length: strings auditspan puts on spans are cut to this
             many characters, the cut marked ``…[truncated N chars]`` (default:
             ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``,
@@ -410,6 +426,7 @@ class SpanCollector:
         stale_turn_after_s: float = 3_600.0,
         flush_timeout_s: float = 10.0,
         max_attribute_length: int | None = None,
+        max_held_records: int = 4_096,
     ) -> None:
         if events_as not in EVENTS_AS:
             raise ValueError(f"events_as must be one of {', '.join(EVENTS_AS)}; got {events_as!r}")
@@ -419,6 +436,7 @@ class SpanCollector:
             ("max_open_calls", max_open_calls),
             ("stale_turn_after_s", stale_turn_after_s),
             ("flush_timeout_s", flush_timeout_s),
+            ("max_held_records", max_held_records),
         ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value!r}")
@@ -460,10 +478,19 @@ class SpanCollector:
         self._refused: OrderedDict[tuple[Any, str], _Refused] = OrderedDict()
         self._bounds = BoundReport(_logger)
         self._lock = threading.RLock()
+        self._max_held = max_held_records
+        #: Calls holding records (insertion order: the oldest is written first when the bound is hit).
+        self._holding: dict[_Call, None] = {}
+        self._held_total = 0
+        #: Held records let go, waiting to be written (after the lock) by the emit or flush that let them go.
+        self._released: list[tuple[dict[str, Any], int]] = []
         self._position = 0
+        #: (trace id, span id) of the record being replayed, while it is routed (``emit``).
+        self._given: tuple[int, int] | None = None
         self._closed = False
         self._error_logged = False
         self.stats = CollectorStats()
+        _live.add(self)
         _fork.track(self, tier=0)
 
     def _names(self) -> Callable[[str], str]:
@@ -497,52 +524,76 @@ class SpanCollector:
         Called with too little stack left for its own calls (an agent deep in
         recursion), it finishes the event on a fresh stack, or keeps it for the
         next call with room to spare (``auditspan._deep``): the record is
-        written all the same.
+        written all the same. A dict that carries a canonical record's
+        ``telemetry`` (a replayed auditspan log) is recorded under that
+        record's own trace and span id.
         """
         if _deep.DEFERRED is not None:
             try:  # noqa: SIM105 -- contextlib.suppress is a call, and there may be no room for one
                 _deep.drain()
             except Exception:
                 pass  # too deep even for that: a later call drains
-        records: list[dict[str, Any]] = []
-        written = ts = 0
+        records: list[tuple[dict[str, Any], int]] = []
+        written = 0
+        routed_once = False  # the event changed the collector's state: never route it again
         try:
+            source, given = event, None
+            if type(event) is dict and "telemetry" in event:
+                given = _given_ids(event.get("telemetry"))
+                source = {k: v for k, v in event.items() if k != "telemetry"}
             try:
-                fields, ts, raw_args = self._fields_of(event)
+                fields, ts, raw_args = self._fields_of(source)
             except RecursionError:
                 raise  # for the handler at the end: the event is made again with room to spare
             except Exception as exc:
                 self._internal_error(exc)
                 fields, ts, raw_args = self._cleaned(
-                    {"metadata": {_INVALID: clean_str(type(event).__name__)}}
+                    {"metadata": {_INVALID: clean_str(type(source).__name__)}}
                 )
             event_id = ""
+            held = False
             try:
                 with self._lock:
                     self.stats.events += 1
                     self._position += 1
                     event_id = self._event_id(fields)
                     routed = _Event(fields, event_id, ts, raw_args)
-                    records = [self._route(routed), *routed.extra]
+                    self._given = given
+                    try:
+                        own = self._route(routed)
+                    finally:
+                        self._given = None
+                    routed_once = True
+                    held = routed.held
+                    # Held records this event let go come first: their events came before it.
+                    if self._released:
+                        records, self._released = self._released, []
+                    if not held:
+                        records.append((own, ts))
+                    if routed.extra:
+                        records.extend((record, ts) for record in routed.extra)
             except RecursionError:
                 raise
             except Exception as exc:  # nothing may reach the agent
                 self._internal_error(exc)
-            if not records:
-                records = [self._bare_record(fields, event_id)]
-            for record in records:
-                self._write(record, ts)
+                routed_once = True
+            if not records and not held:
+                records = [(self._bare_record(fields, event_id), ts)]
+            for record, at in records:
+                self._write(record, at)
                 written += 1
+            if _signals._deferred:  # a signal came while this thread held the collector: handle it now
+                _signals.run_deferred()
             return
         except RecursionError:
             pass
         # No room left for our own calls: the rest on a fresh stack, else later. Only call-free code
-        # below once a call failed: a handler that calls may raise again. Records not made yet: the
-        # whole event again (emit never raises); made: those not written yet.
+        # below once a call failed: a handler that calls may raise again. Not routed yet: the whole
+        # event again (emit never raises); routed: the records not written yet.
         work: Any = self.emit
         args: tuple[Any, ...] = (event,)
-        if records:
-            work, args = self._write_rest, ([records, written, ts],)
+        if records or routed_once:
+            work, args = self._write_rest, ([records, written],)
         started = [False]
         try:
             _deep.on_fresh_stack(work, args, {}, started)
@@ -556,10 +607,11 @@ class SpanCollector:
                     self.stats.internal_errors += 1
 
     def _write_rest(self, job: list[Any]) -> None:
-        """Write the records of ``job`` (records, how many are written, time) not written yet."""
-        records, ts = job[0], job[2]
+        """Write the records of ``job`` (records with their times, how many are written) not written yet."""
+        records = job[0]
         while job[1] < len(records):
-            self._write(records[job[1]], ts)
+            record, ts = records[job[1]]
+            self._write(record, ts)
             job[1] += 1
 
     def flush(self) -> None:
@@ -573,7 +625,17 @@ class SpanCollector:
             self._internal_error(exc)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Flush the audit log, the tracer provider and the logger provider; True if all did."""
+        """Write the held records, flush the audit log, the tracer and logger providers; True if all did.
+
+        A held record (see ``_hold``) written here fixes its call's semantic type:
+        the call's attempt, if it still comes, keeps it, so every record of the
+        call still agrees.
+        """
+        self._write_held()
+        return self.flush_spans(timeout_millis)
+
+    def flush_spans(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the audit log and the providers, leaving held records held (replays call it often)."""
         ok = True
         if self.audit_log is not None:
             ok = self.audit_log.force_flush(timeout_millis) and ok
@@ -620,6 +682,10 @@ class SpanCollector:
         self._unfinished = OrderedDict()  # the parent's calls: it ends them
         self._failed = OrderedDict()
         self._refused = OrderedDict()
+        # Held records are the parent's calls' too: the parent writes them, the child would duplicate them.
+        self._holding = {}
+        self._held_total = 0
+        self._released = []
 
     def span_context(
         self, session_id: str | None, turn_id: str | None, tool_call_id: str | None = None
@@ -682,6 +748,33 @@ class SpanCollector:
                 "failed_remembered": len(self._failed),
                 "refused_remembered": len(self._refused),
             }
+
+    def _write_held(self, timeout_s: float = -1) -> None:
+        """Write every held record and whatever was let go but not yet written.
+
+        ``timeout_s``: the longest to wait for the collector's lock (a signal's
+        flush); -1 waits as long as it takes.
+        """
+        try:
+            if self._owns_lock():
+                return  # a signal handler inside this thread's emit: the state is mid-change
+            if not self._lock.acquire(timeout=timeout_s):
+                return
+            try:
+                for call in list(self._holding):
+                    self._release(call, early=True)
+                records, self._released = self._released, []
+            finally:
+                self._lock.release()
+        except Exception as exc:
+            self._internal_error(exc)
+            return
+        for record, ts in records:
+            self._write(record, ts)
+
+    def _owns_lock(self) -> bool:
+        is_owned = getattr(self._lock, "_is_owned", None)
+        return bool(is_owned is not None and is_owned())
 
     # ----------------------------------------------------------------- inputs
     def _fields_of(self, event: Any) -> tuple[dict[str, Any], int, str | None]:
@@ -918,8 +1011,15 @@ class SpanCollector:
         else:  # a repeated turn_start: same turn, noted as an event
             self._add_event(turn.span, ev)
         prompt = fields.get("prompt_preview")
-        if prompt and turn.span is not None:
-            turn.span.set_attribute(attr.TURN_PROMPT_PREVIEW, self._text(prompt))
+        if prompt and turn.span is not None:  # captured: absent under the "none" policy
+            text = self._text(prompt)
+            turn.span.set_attributes(
+                {
+                    attr.TURN_PROMPT_PREVIEW: text,
+                    attr.GEN_AI_INPUT_MESSAGES: self._messages("user", prompt),
+                    attr.INPUT_VALUE: text,
+                }
+            )
         return self._record(ev, turn.trace_id, turn.span_id, self._type_of_event(_TURN_START))
 
     def _on_turn_end(self, ev: _Event) -> dict[str, Any]:
@@ -933,8 +1033,11 @@ class SpanCollector:
         assert span is not None
         attributes: dict[str, Any] = {}
         content = fields.get("content_preview")
-        if content:
-            attributes[attr.TURN_CONTENT_PREVIEW] = self._text(content)
+        if content:  # captured: absent under the "none" policy
+            text = self._text(content)
+            attributes[attr.TURN_CONTENT_PREVIEW] = text
+            attributes[attr.GEN_AI_OUTPUT_MESSAGES] = self._messages("assistant", content)
+            attributes[attr.OUTPUT_VALUE] = text
         count = fields.get("function_calls_count")
         if isinstance(count, int) and not isinstance(count, bool):
             attributes[attr.TURN_FUNCTION_CALLS_COUNT] = count
@@ -962,6 +1065,11 @@ class SpanCollector:
         anchor = f"{session_id}|{turn_id}|{fields.get('timestamp')}"
         trace_id = self._parent_trace_id(parent) or self._ids.trace_id(anchor)
         span_id = self._ids.span_id("turn|" + anchor)
+        given = self._given
+        if given is not None:
+            trace_id = given[0]
+            if fields.get("event_type") not in _CALL_EVENTS or not fields.get("tool_name"):
+                span_id = given[1]  # a turn's own record: its span id is the turn's
         attributes: dict[str, Any] = {
             attr.GEN_AI_OPERATION_NAME: attr.OPERATION_INVOKE_AGENT,
         }
@@ -1079,8 +1187,13 @@ class SpanCollector:
                     None,
                     ts,
                     {},
-                    self._ids.trace_id(f"lone|{self._position}"),
-                    self._ids.span_id(f"lone|{self._position}|{fields.get('timestamp')}"),
+                    *(
+                        self._given
+                        or (
+                            self._ids.trace_id(f"lone|{self._position}"),
+                            self._ids.span_id(f"lone|{self._position}|{fields.get('timestamp')}"),
+                        )
+                    ),
                 )
                 self._decorate_error(span, fields)
                 self._add_event(span, ev)
@@ -1110,11 +1223,19 @@ class SpanCollector:
             parent, trace_id = turn.context, turn.trace_id
         else:
             parent = self._current_parent()
-            trace_id = self._parent_trace_id(parent) or self._ids.trace_id(
-                f"call|{turn.session_id}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+            trace_id = self._parent_trace_id(parent) or (
+                self._given[0]
+                if self._given is not None
+                else self._ids.trace_id(
+                    f"call|{turn.session_id}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+                )
             )
-        span_id = self._ids.span_id(
-            f"call|{trace_id:032x}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+        span_id = (
+            self._given[1]
+            if self._given is not None
+            else self._ids.span_id(
+                f"call|{trace_id:032x}|{tool_name}|{fields.get('timestamp')}|{self._position}"
+            )
         )
         call = _Call(
             tool_name=tool_name,
@@ -1218,11 +1339,13 @@ class SpanCollector:
                 call.attributes[attr.LOOP_STATUS] = "blocked"
                 call.refused = True
             call.events.append(ev)
-        record = self._call_record(ev, call, governance=record_governance)
+        record = self._hold(ev, call, record_governance)
         if call.refused:
+            # No attempt will come: the call is what its name says, and its records go out now.
             self._remove(turn.pending, call)
             outcome = attr.OUTCOME_BLOCKED if event_type == _LOOP_BLOCK else attr.OUTCOME_DENIED
             self._start_call_span(turn, call, fields)
+            self._release(call)
             self._end_call(turn, call, ts, outcome=outcome, fields=fields)
             refused = self._refused
             key = (turn.key, call.tool_name)
@@ -1236,6 +1359,52 @@ class SpanCollector:
                     f"{MAX_REMEMBERED_CALLS}: the least recent is forgotten (a failure reported for it "
                     "later becomes a call of its own)",
                 )
+        return record
+
+    def _hold(self, ev: _Event, call: _Call, governance: dict[str, Any] | None) -> dict[str, Any]:
+        """Hold the record of an event that comes before its call's attempt; ``{}`` when held.
+
+        Its semantic type, target and parameters depend on the attempt's
+        arguments, so the record is written with the attempt (or the refusal,
+        or the call's end without one), classified like every other record of
+        the call. Memory stays flat: a call holds at most one record of each
+        kind that precedes an attempt (loop check, policy decision, argument
+        hook, sandbox decision -- a repeat starts the next call), and past
+        ``max_held_records`` in all the oldest holding call's records are
+        written at once -- never dropped -- and that call's type is fixed from
+        then on.
+        """
+        if self._closed:  # after shutdown nothing would write it later: at once, and the type is fixed
+            call.written_early = True
+        if call.written_early:
+            return self._held_record(ev, call, governance)
+        call.held.append((ev, governance))
+        ev.held = True
+        if len(call.held) == 1:
+            self._holding[call] = None
+        self._held_total += 1
+        while self._held_total > self._max_held and self._holding:
+            self._release(next(iter(self._holding)), early=True)
+        return {}
+
+    def _release(self, call: _Call, *, early: bool = False) -> None:
+        """Let the call's held records go (``_released``, written by the current emit or flush)."""
+        if early and call.span is None:
+            call.written_early = True
+        held = call.held
+        if not held:
+            return
+        call.held = []
+        self._holding.pop(call, None)
+        self._held_total -= len(held)
+        for ev, governance in held:
+            self._released.append((self._held_record(ev, call, governance), ev.ts))
+
+    def _held_record(self, ev: _Event, call: _Call, governance: dict[str, Any] | None) -> dict[str, Any]:
+        """A held event's record: the call's classification, the governance as it was at the event."""
+        record = self._call_record(ev, call, governance=governance)
+        if governance is None and call.governance is not None:
+            record["governance"] = empty_governance()  # no decision had been made yet at its time
         return record
 
     def _on_attempt(self, turn: _Turn, ev: _Event) -> dict[str, Any]:
@@ -1255,13 +1424,18 @@ class SpanCollector:
             call.attempt = attempt
         args = fields.get("arguments_preview")
         args_text = args if isinstance(args, str) else ""
-        call.classification = self._classify_arguments(
-            call.tool_name, args_text, ev.raw_args, fields["metadata"]
-        )
-        if args_text:
-            call.attributes[attr.TOOL_ARGUMENTS_PREVIEW] = self._text(args_text)
+        if not call.written_early:  # records already written keep their type: the call's stays the same
+            call.classification = self._classify_arguments(
+                call.tool_name, args_text, ev.raw_args, fields["metadata"]
+            )
+        if args_text:  # captured: absent under the "none" policy
+            text = self._text(args_text)
+            call.attributes[attr.TOOL_ARGUMENTS_PREVIEW] = text
+            call.attributes[attr.GEN_AI_TOOL_CALL_ARGUMENTS] = text
+            call.attributes[attr.INPUT_VALUE] = text
         call.seen.add(_ATTEMPT)
         self._start_call_span(turn, call, fields)
+        self._release(call)
         turn.open.setdefault(call.tool_name, []).append(call)
         record = self._call_record(ev, call)
         if self.rules is not None:
@@ -1289,8 +1463,12 @@ class SpanCollector:
             match_type=match.type,
             match_target=match.target,
             elapsed_s=match.elapsed_s,
+            trigger_tool_name=match.trigger_tool_name or "",
+            trigger_turn_id=match.trigger_turn_id or "",
         )
-        match_event = _Event(fields, self._ids.event_id(fields, self._position), ts)
+        # Its id from its content alone (the match's and the trigger's event ids make it unique): the
+        # same match gets the same id whatever position its call's records have in a replayed log.
+        match_event = _Event(fields, self._ids.event_id(fields, 0), ts)
         span = call.span
         if span is not None:
             span.set_attribute(attr.RULE_ACTION, match.action)
@@ -1316,7 +1494,7 @@ class SpanCollector:
             call = self._pending_call(turn, fields, ts)
             call.seen.add(fields["event_type"])
             call.events.append(ev)
-            return self._call_record(ev, call)
+            return self._hold(ev, call, call.governance)
         if fields["event_type"] == _SANDBOX:
             span = call.span
             assert span is not None
@@ -1362,6 +1540,7 @@ class SpanCollector:
                     # Not before 1970, whatever the duration claims (OTLP times are unsigned).
                     call.start_ns = max(1, ts - int(min(duration, 1e15) * 1_000_000))
             self._start_call_span(turn, call, fields)
+            self._release(call)
         record = self._call_record(ev, call)
         failed = fields["event_type"] == _FAILURE
         self._end_call(
@@ -1388,6 +1567,7 @@ class SpanCollector:
         if call.span is None:
             self._remove(turn.pending, call)
             self._start_call_span(turn, call, None)
+            self._release(call)
             self._end_call(turn, call, ts, outcome=attr.OUTCOME_NOT_ATTEMPTED, fields=None, evicted=evicted)
         else:
             self._remove(turn.open, call)
@@ -1467,8 +1647,11 @@ class SpanCollector:
             duration = fields.get("duration_ms")
             if isinstance(duration, (int, float)) and not isinstance(duration, bool):
                 attributes[attr.TOOL_DURATION_MS] = float(duration)
-            if fields.get("result_preview"):
-                attributes[attr.TOOL_RESULT_PREVIEW] = self._text(fields["result_preview"])
+            if fields.get("result_preview"):  # captured: absent under the "none" policy
+                text = self._text(fields["result_preview"])
+                attributes[attr.TOOL_RESULT_PREVIEW] = text
+                attributes[attr.GEN_AI_TOOL_CALL_RESULT] = text
+                attributes[attr.OUTPUT_VALUE] = text
         elif outcome == attr.OUTCOME_FAILURE and fields is not None:
             error_type = self._text(fields.get("error_type") or "") or attr.ERROR_TYPE_OTHER
             message = self._text(fields.get("error_message") or "")
@@ -1615,6 +1798,22 @@ class SpanCollector:
         """A string for a span attribute or status, cut (and marked) at ``max_attribute_length``."""
         text = value if isinstance(value, str) else clean_str(value)
         return text if len(text) <= self._max_length else truncate(text, self._max_length)[0]
+
+    def _messages(self, role: str, text: str) -> str:
+        """One message in the GenAI conventions' JSON shape, within ``max_attribute_length``.
+
+        The text is cut before it is encoded (a cut JSON string would not parse).
+        """
+        message: dict[str, Any] = {"role": role, "parts": [{"type": "text", "content": text}]}
+        if role == "assistant":
+            message["finish_reason"] = "stop"
+        encoded = orjson.dumps([message]).decode()
+        room = len(text)
+        while len(encoded) > self._max_length and room > 1:  # escapes make the JSON longer than the text
+            room = max(1, min(room - 1, room * (self._max_length - 96) // len(encoded)))
+            message["parts"][0]["content"] = truncate(text, room)[0]
+            encoded = orjson.dumps([message]).decode()
+        return encoded
 
     def _event_attributes(self, fields: dict[str, Any], event_id: str | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {attr.EVENT_TYPE: fields["event_type"]}
@@ -1908,6 +2107,32 @@ def _coerced_text(value: Any) -> str:
     return clean_str(text) if len(text) <= _COERCED_LIMIT else clean_str(text[: _COERCED_LIMIT - 1]) + "…"
 
 
+#: Every SpanCollector of this process (weakly): whose held records a signal's flush writes.
+_live: weakref.WeakSet[SpanCollector] = weakref.WeakSet()
+
+
+def _write_held_for_signal(deadline: float) -> bool:
+    """Write the held records of every live collector before ``deadline`` (monotonic).
+
+    False when this thread is inside a collector's ``emit`` (its state is
+    mid-change): the signal is then handled when that ``emit`` is over.
+    """
+    for _ in range(3):
+        try:
+            collectors = list(_live)
+            break
+        except RuntimeError:  # changed size during iteration (another thread made a collector)
+            continue
+    else:
+        return True
+    if any(collector._owns_lock() for collector in collectors):
+        return False
+    for collector in collectors:
+        if not collector._closed:
+            collector._write_held(max(0.0, deadline - time.monotonic()))
+    return True
+
+
 def _attribute_length_limit() -> int:
     for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
         value = os.environ.get(name, "").strip()
@@ -1946,6 +2171,19 @@ def _opt_str(value: Any) -> str | None:
     if value is None or value == "":
         return None
     return value if isinstance(value, str) else str(value)
+
+
+def _given_ids(telemetry: Any) -> tuple[int, int] | None:
+    """The (trace id, span id) of a canonical record's ``telemetry``; None when it has no valid pair."""
+    if not isinstance(telemetry, Mapping):
+        return None
+    trace_hex, span_hex = telemetry.get("trace_id"), telemetry.get("span_id")
+    if not (isinstance(trace_hex, str) and _TRACE_HEX.fullmatch(trace_hex)):
+        return None
+    if not (isinstance(span_hex, str) and _SPAN_HEX.fullmatch(span_hex)):
+        return None
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    return (trace_id, span_id) if trace_id and span_id else None
 
 
 def _ids_of(span: Span) -> tuple[int, int]:

@@ -126,15 +126,21 @@ class _CountingSpanProcessor(SpanProcessor):
 
 
 class _CountingSpanExporter(SpanExporter):
-    """Counts spans the wrapped exporter accepted and refused.
+    """Counts spans the wrapped exporter accepted and refused, and says so once when spans are lost.
 
     ``force_flush()`` of the SDK reports success even when every export
-    failed, so delivery is judged from these counts instead.
+    failed, so delivery is judged from these counts instead. The first refused
+    batch logs one warning line naming where the spans were going and where
+    the audit records still are; later ones are only counted.
     """
 
-    def __init__(self, inner: SpanExporter, stats: SpanExportStats) -> None:
+    def __init__(
+        self, inner: SpanExporter, stats: SpanExportStats, destinations: Mapping[str, str] | None = None
+    ) -> None:
         self.inner = inner
         self.stats = stats
+        self.destinations = destinations if destinations is not None else {}
+        self.warned = False
         self._lock = threading.Lock()
         _fork.track(self, tier=2)
 
@@ -154,6 +160,14 @@ class _CountingSpanExporter(SpanExporter):
             else:
                 self.stats.failed += len(spans)
                 self.stats.failed_calls += 1
+                warn, self.warned = not self.warned, True
+        if result is not SpanExportResult.SUCCESS and warn:
+            _logger.warning(
+                "auditspan: spans could not be delivered to %s; every audit record is still written (%s); "
+                "further failures are only counted (span_stats), and shutdown reports the total",
+                self.destinations.get("traces", "the span exporter"),
+                self.destinations.get("audit log", "no audit log"),
+            )
         return result
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -182,6 +196,8 @@ class AuditSpanHandle:
     span_stats: SpanExportStats = field(default_factory=SpanExportStats)
     _owned: list[Any] = field(default_factory=list, repr=False)
     _shut: bool = field(default=False, repr=False)
+    #: auditspan's own counting exporters (they warn once when spans cannot be delivered).
+    _pipelines: list[Any] = field(default_factory=list, repr=False)
 
     def emitter(self, session_id: str | None = None) -> AuditEmitter:
         """A new ``AuditEmitter`` for one session, writing to this handle's collector."""
@@ -190,6 +206,26 @@ class AuditSpanHandle:
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Push out everything emitted so far (spans, log records, audit records)."""
         return self.collector.force_flush(timeout_millis)
+
+    def summary(self) -> str:
+        """One line: how many audit records and spans went where (exact after ``shutdown()``).
+
+        Example::
+
+            telemetry.shutdown()
+            print(telemetry.summary())
+            # auditspan: 5 audit records -> /work/auditspan-output/audit.jsonl; 2 spans -> /work/...
+        """
+        log = self.collector.audit_log
+        written = getattr(getattr(log, "stats", None), "records_written", None)
+        records = written if isinstance(written, int) else self.collector.stats.records
+        stats = self.span_stats
+        spans = f"{_count(stats.exported, 'span')} -> {self.destinations.get('traces', 'nowhere')}"
+        lost = [f"{n} {what}" for n, what in ((stats.failed, "failed"), (stats.dropped, "dropped")) if n]
+        where = self.destinations.get("audit log", "no audit log")
+        return f"auditspan: {_count(records, 'audit record')} -> {where}; {spans}" + (
+            f" ({', '.join(lost)})" if lost else ""
+        )
 
     def shutdown(self, timeout_s: float = 10.0) -> None:
         """End open turns, flush, and shut down what ``configure()`` created. Idempotent.
@@ -206,11 +242,15 @@ class AuditSpanHandle:
             _SHUT_DOWN.add(provider)
             run_bounded(provider.shutdown, timeout_s, f"shutdown of {type(provider).__name__}")
         self._report()
+        _logger.info("%s", self.summary())
 
     def _report(self) -> None:
         stats, unsampled = self.span_stats, self.collector.stats.spans_unsampled
         if stats.failed or stats.dropped or unsampled:
-            _logger.warning(
+            # One warning line about lost spans in all: after the first failure's, the total is info.
+            warned = any(getattr(p, "warned", False) for p in self._pipelines)
+            _logger.log(
+                logging.INFO if warned and not stats.dropped and not unsampled else logging.WARNING,
                 "auditspan: %d spans exported, %d failed to export, %d dropped (queue full, or unsent at "
                 "shutdown), %d not sampled; "
                 "every audit record was still written to the audit log",
@@ -235,6 +275,7 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     resource_attributes: Mapping[str, Any] | None = None,
     set_global: bool = True,
+    reuse_global_provider: bool = True,
     capture: str | None = None,
     rules: str | os.PathLike[str] | Iterable[BehaviourRule] | None = None,
     classification_rules: str | os.PathLike[str] | None = None,
@@ -255,10 +296,10 @@ def configure(
             list of them (else ``OTEL_TRACES_EXPORTER``).
         span_exporter: an exporter object to use instead of any of the above.
         tracer_provider: a provider to use; else the global one if the
-            application set one (never one an earlier handle shut down: a
-            ``configure()`` after ``shutdown()`` gets a fresh provider, not
-            made global -- the API sets the global provider once); else a new
-            one (made global if ``set_global``).
+            application set one (unless ``reuse_global_provider`` is false; never
+            one an earlier handle shut down: a ``configure()`` after
+            ``shutdown()`` gets a fresh provider, not made global -- the API sets
+            the global provider once); else a new one (made global if ``set_global``).
         resource_attributes: more Resource attributes.
         capture: ``redacted`` (default: secrets in previews, arguments, results,
             error messages and metadata replaced by ``[REDACTED:<kind>]``),
@@ -291,6 +332,7 @@ def configure(
     )
     destinations: dict[str, str] = {}
     owned: list[Any] = []
+    pipelines: list[Any] = []
     stats = SpanExportStats()
 
     # Audit log first: an unwritable path must fail before anything is installed.
@@ -325,7 +367,7 @@ def configure(
 
     provider = tracer_provider
     replaced_global = False
-    if provider is None:
+    if provider is None and reuse_global_provider:
         existing = trace.get_tracer_provider()
         if isinstance(existing, TracerProvider) and existing in _SHUT_DOWN:
             # The global provider is one an earlier handle shut down (configure() after shutdown()):
@@ -339,16 +381,16 @@ def configure(
         provider = TracerProvider(resource=resource)
         exporter = span_exporter or _span_exporters(settings, destinations)
         if exporter is not None:
-            provider.add_span_processor(_pipeline(exporter, stats))
+            provider.add_span_processor(_pipeline(exporter, stats, destinations, pipelines))
         owned.append(provider)
         if set_global and not replaced_global:
             trace.set_tracer_provider(provider)
     elif span_exporter is not None:
-        provider.add_span_processor(_pipeline(span_exporter, stats))
+        provider.add_span_processor(_pipeline(span_exporter, stats, destinations, pipelines))
         destinations["traces"] = repr(span_exporter)
 
     logger_provider = None
-    if settings.events_as != "span_events" or "otlp" in settings.logs_exporters:
+    if settings.events_as != "span_events":  # no log records are sent otherwise: no pipeline, no file
         logger_provider = _logger_provider(settings, provider, destinations)
         owned.insert(0, logger_provider)
 
@@ -372,6 +414,7 @@ def configure(
         destinations=destinations,
         span_stats=stats,
         _owned=owned,
+        _pipelines=pipelines,
     )
     atexit.register(handle.shutdown)
     if on_signal:
@@ -391,7 +434,17 @@ def _flag(env: Mapping[str, str], name: str, value: bool | None, argument: str) 
     raise ConfigurationError(f"{name} / {argument}: must be true or false, got {raw!r}")
 
 
-def _pipeline(exporter: SpanExporter, stats: SpanExportStats) -> SpanProcessor:
+def _count(n: int, noun: str) -> str:
+    """``1 span``, ``2 spans``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _pipeline(
+    exporter: SpanExporter,
+    stats: SpanExportStats,
+    destinations: Mapping[str, str] | None = None,
+    pipelines: list[Any] | None = None,
+) -> SpanProcessor:
     """A batch processor (``OTEL_BSP_*`` settings apply) whose every span is counted."""
     batch: int | None = None  # None: the SDK reads OTEL_BSP_MAX_EXPORT_BATCH_SIZE (default 512)
     queue = os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip()
@@ -403,9 +456,12 @@ def _pipeline(exporter: SpanExporter, stats: SpanExportStats) -> SpanProcessor:
         # The SDK refuses a queue smaller than its default batch; a small queue alone is a valid wish.
         batch = min(512, int(queue))
     try:
-        processor = BatchSpanProcessor(_CountingSpanExporter(exporter, stats), max_export_batch_size=batch)
+        counting = _CountingSpanExporter(exporter, stats, destinations)
+        processor = BatchSpanProcessor(counting, max_export_batch_size=batch)
     except ValueError as exc:
         raise ConfigurationError(f"OTEL_BSP_*: {exc}") from None
+    if pipelines is not None:
+        pipelines.append(counting)
     return _CountingSpanProcessor(processor, stats)
 
 
@@ -529,6 +585,32 @@ class _Settings:
             compression=None if compression in ("", "none") else compression,
             timeout_s=timeout_ms / 1000,
         )
+
+
+def embedded_traces_file(
+    env: Mapping[str, str], output_dir: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The ``traces.jsonl`` that ``configure(output_dir=..., environ=env)`` would write spans to; None
+    when they go elsewhere (an OTLP endpoint, the console, nowhere) or a global provider is installed.
+
+    Raises ``ConfigurationError`` for a bad setting, as ``configure()`` would.
+    """
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return None
+    settings = _Settings.read(
+        env,
+        service_name=None,
+        events_as=None,
+        output_dir=output_dir,
+        otlp_endpoint=None,
+        otlp_protocol=None,
+        otlp_headers=None,
+        traces_exporter=None,
+    )
+    names = settings.traces_exporters
+    if "auditspan_file" in names or ("otlp" in names and settings.traces_endpoint is None):
+        return settings.output_dir / "traces.jsonl"
+    return None
 
 
 def _redactor(capture: str | None, env: Mapping[str, str]) -> Redactor:

@@ -7,13 +7,21 @@ decision, the (simulated) work, a result hook and the completion or failure,
 in the seed runtime's order. The script, turn by turn:
 
 1. *support* -- an SQL read of ``customers.pii_emails``, an email the policy
-   denies (PII read then email), an HTTP call to an external API, a file write
-   in the sandbox with an argument hook, an LLM call with a result hook;
-2. *rates* -- an HTTP call that times out and is retried, then an LLM call;
-3. *weather* -- three calls of one tool running in parallel threads;
-4. *docs* (second session, another agent) -- the same search repeated until
+   denies (PII read then email), then the same address list uploaded to an
+   external mailer's API -- which the built-in PII-exfiltration rule flags
+   (``REQUIRE_APPROVAL``: a PII read followed by an external call within
+   60 s in the same session) --, a file write in the sandbox with an argument
+   hook, an LLM call with a result hook;
+2. *rates* (second session, another agent: no PII was read there) -- an HTTP
+   call that times out and is retried, then an LLM call;
+3. *weather* (same session) -- three calls of one tool running in parallel threads;
+4. *docs* (third session, another agent) -- the same search repeated until
    the loop detector warns and then blocks it, and an LLM rate-limit error;
 5. *ops* -- a sandboxed shell command and an allowed internal email.
+
+The rule's semantics are the seed's (same session, any turn, 60 s), so the
+external calls of the travel questions live in a session of their own: the
+one rule match is the upload that follows the PII read.
 
 The structure (turns, calls, outcomes, span names) is the same on every run;
 ids and timestamps are those of the run. With ``turns`` above 5 the script
@@ -266,16 +274,21 @@ def _support(agent: _Agent) -> str:
         arg_hook="redact_pii",
     )
 
-    def campaign() -> str:
+    def upload() -> str:
         agent.work(90)
-        return "{'id': 'cmp_8812', 'status': 'draft'}"
+        return "{'id': 'cmp_8812', 'status': 'draft', 'recipients': 1204}"
 
+    # The agent routes around the denied email: it uploads the PII list to an external mailer.
     agent.call(
         "http_request",
         repr(
-            {"method": "POST", "url": "https://api.mailer.example/v3/campaigns", "json": {"subject": "March"}}
+            {
+                "method": "POST",
+                "url": "https://api.mailer.example/v3/campaigns",
+                "json": {"subject": "March", "recipients": "<1204 rows of customers.pii_emails>"},
+            }
         ),
-        campaign,
+        upload,
     )
 
     def write() -> str:
@@ -295,7 +308,7 @@ def _support(agent: _Agent) -> str:
         "The newsletter draft is ready; sending it to customers was denied by policy. " * 3,
         result_hook="truncate_output",
     )
-    return "Draft campaign created; the send was denied by the PII policy."
+    return "The send was denied by the PII policy; a draft campaign with the list awaits approval."
 
 
 def _rates(agent: _Agent) -> str:
@@ -387,8 +400,8 @@ SCENARIOS: tuple[tuple[str, str, str, str, Callable[[_Agent], str]], ...] = (
         "Send the March newsletter to every customer on the PII list",
         _support,
     ),
-    ("rates", "support", "support-agent", "What is 250 EUR in USD today?", _rates),
-    ("weather", "support", "support-agent", "Weather in Lisbon, Porto and Faro?", _weather),
+    ("rates", "travel", "travel-agent", "What is 250 EUR in USD today?", _rates),
+    ("weather", "travel", "travel-agent", "Weather in Lisbon, Porto and Faro?", _weather),
     ("docs", "ops", "ops-agent", "Find the refund policy in the docs", _docs),
     ("ops", "ops", "ops-agent", "Archive last month's logs and tell ops", _ops),
 )

@@ -49,11 +49,17 @@ Where traces and the audit log go
       ``AUDITSPAN_AUDIT_LOG`` (default ``$AUDITSPAN_OUTPUT_DIR/audit.jsonl``,
       ``./auditspan-output/audit.jsonl``; ``none`` turns it off) -- read when
       the first event arrives, through ``auditspan.configure()``;
-    * traces go to the TracerProvider installed by then (the distro's, or the
-      application's own) with its exporters; when none is installed,
-      ``configure()`` builds one from the ``OTEL_*`` settings, with the
-      embedded default ``$AUDITSPAN_OUTPUT_DIR/traces.jsonl`` when no endpoint
-      is set;
+    * traces go to the TracerProvider the application installed by then,
+      with its exporters; otherwise ``configure()`` builds auditspan's own
+      from the ``OTEL_*`` settings, with the embedded default
+      ``$AUDITSPAN_OUTPUT_DIR/traces.jsonl`` when no OTLP endpoint is set. A
+      provider the distro's configurator built (its Resource carries
+      ``telemetry.auto.version``) is made from those same settings: auditspan
+      builds its own pipeline beside it, under the same Resource -- so the
+      distro's default ``OTEL_TRACES_EXPORTER=otlp`` with no endpoint (which
+      would aim at ``localhost:4317``, where a first run has nothing) writes
+      the embedded default, and auditspan counts what it cannot deliver and
+      says so in one warning line;
     * with a configurator, ``OTEL_TRACES_EXPORTER=auditspan_file`` (and
       ``OTEL_LOGS_EXPORTER=auditspan_file``) select ``AuditSpanFileSpanExporter``
       (``AuditSpanFileLogExporter``): the same OTLP/JSON-lines files, in
@@ -136,9 +142,35 @@ def process_collector() -> SpanCollector:
         if _default_handle is None:
             from .configuration import configure
 
-            _default_handle = configure()
+            resource = _auto_instrumentation_resource()
+            if resource is not None:
+                # Built by the distro from the OTEL_* settings: auditspan builds its own pipeline from the
+                # same settings and Resource, so it counts (and reports) what it cannot deliver, and OTLP
+                # with no endpoint set goes to the embedded default, as configure() does.
+                _default_handle = configure(
+                    reuse_global_provider=False, resource_attributes=resource, set_global=False
+                )
+            else:
+                _default_handle = configure()
         collector: SpanCollector = _default_handle.collector
         return collector
+
+
+def _auto_instrumentation_resource() -> dict[str, Any] | None:
+    """The Resource attributes of the global provider when auto-instrumentation built it, else None.
+
+    The SDK configurator (what ``opentelemetry-distro`` installs) marks its
+    Resource with ``telemetry.auto.version``; a provider the application
+    made itself has no such mark and is reused as it is.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    attributes = dict(provider.resource.attributes)
+    return attributes if "telemetry.auto.version" in attributes else None
 
 
 # ------------------------------------------------------------------ fan-out to auditspan

@@ -40,8 +40,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from . import attributes as attr
 from ._ids import DeterministicIds
 from .collector import SpanCollector
-from .configuration import ConfigurationError, configure
-from .events import AuditEvent, parse_event
+from .configuration import ConfigurationError, configure, embedded_traces_file
+from .events import AuditEvent, parse_event, timestamp_to_ns
 from .records import ENVELOPE_KEYS
 
 __all__ = [
@@ -78,6 +78,10 @@ MAX_NESTING_DEPTH = 512
 _SKIP_CHUNK = 1 << 20
 #: A JSON string, or one bracket (what the nesting check follows).
 _JSON_NESTING = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: Metadata key of an event replayed without a usable timestamp of its own (the value says what it had).
+UNTIMED_KEY = "auditspan.untimed"
+#: Lines without a usable timestamp before the first one with: held to take its time, at most.
+_MAX_LEADING_UNTIMED = 1_024
 
 
 @dataclass(frozen=True)
@@ -118,11 +122,21 @@ class LogLine:
         """True for an auditspan canonical record (it carries the whole seed-004 envelope)."""
         return all(key in self.data for key in ENVELOPE_KEYS)
 
-    def replay_fields(self) -> dict[str, Any]:
-        """The event to emit: the fields, minus a canonical record's envelope (but ``event_id``)."""
+    def replay_fields(self, *, keep_ids: bool = True) -> dict[str, Any]:
+        """The event to emit: the fields, minus a canonical record's envelope (but ``event_id``).
+
+        With ``keep_ids`` a canonical record also keeps its ``telemetry`` trace
+        and span id, which the collector then gives its span (the record's
+        ``telemetry.trace_id`` finds its trace again after a backend is
+        restored from the log).
+        """
         if not self.is_canonical:
             return dict(self.data)
-        return {k: v for k, v in self.data.items() if k not in _DROPPED_ENVELOPE}
+        fields = {k: v for k, v in self.data.items() if k not in _DROPPED_ENVELOPE}
+        telemetry = self.data.get("telemetry")
+        if keep_ids and isinstance(telemetry, dict):
+            fields["telemetry"] = {"trace_id": telemetry.get("trace_id"), "span_id": telemetry.get("span_id")}
+        return fields
 
 
 class _DuplicateKey(ValueError):
@@ -325,6 +339,7 @@ def replay_into(
     skip_event_types: frozenset[str] = DERIVED_EVENT_TYPES,
     flush_every: int = _FLUSH_EVERY,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    keep_ids: bool = True,
 ) -> ReplaySummary:
     """Emit every well-formed line of ``paths``, in order, into ``collector``; skip and report the rest.
 
@@ -334,12 +349,37 @@ def replay_into(
     session); lines whose ``event_type`` is in ``skip_event_types`` are
     counted in ``derived_skipped`` and not emitted. ``progress(path,
     bytes_read)`` follows the reading; ``max_line_bytes`` bounds a line
-    (``iter_log``). The caller flushes / shuts down the collector afterwards.
+    (``iter_log``). ``keep_ids``: canonical records keep their trace and span
+    ids (``LogLine.replay_fields``). The caller flushes / shuts down the
+    collector afterwards.
 
     Raises ``OSError`` when a file cannot be opened.
     """
     summary = summary if summary is not None else ReplaySummary()
-    flush: Callable[[int], bool] | None = getattr(collector, "force_flush", None)
+    # An event without a usable timestamp takes the time of the line before it (the first lines, of the
+    # first line with one): the time of the replay would stretch its turn over months.
+    last_stamp: str | None = None
+    leading: list[dict[str, Any]] = []
+
+    def emit(fields: dict[str, Any]) -> None:
+        nonlocal last_stamp
+        if _usable_timestamp(fields.get("timestamp")):
+            last_stamp = fields["timestamp"]
+            for waiting in leading:
+                collector.emit(_timed(waiting, last_stamp))
+            leading.clear()
+            collector.emit(fields)
+        elif last_stamp is not None:
+            collector.emit(_timed(fields, last_stamp))
+        elif len(leading) < _MAX_LEADING_UNTIMED:
+            leading.append(fields)
+        else:  # no time anywhere yet: the collector stamps it with the time it receives it
+            collector.emit(fields)
+
+    # Spans only: records held for a call's attempt stay held (a flush would fix their call's type early).
+    flush: Callable[[int], bool] | None = getattr(collector, "flush_spans", None) or getattr(
+        collector, "force_flush", None
+    )
     since_flush = 0
     for path in paths:
         summary.files += 1
@@ -357,13 +397,36 @@ def replay_into(
             if item.data.get("event_type") in skip_event_types:
                 summary.derived_skipped += 1
                 continue
-            collector.emit(item.replay_fields())
+            emit(item.replay_fields(keep_ids=keep_ids))
             summary.events_replayed += 1
             since_flush += 1
             if flush is not None and since_flush >= flush_every:
                 flush(30_000)
                 since_flush = 0
+    for waiting in leading:  # no line had a time at all
+        collector.emit(waiting)
     return summary
+
+
+def _usable_timestamp(stamp: Any) -> bool:
+    if not isinstance(stamp, str):
+        return False
+    try:
+        return 0 < timestamp_to_ns(stamp) < 2**63
+    except (ValueError, OverflowError):
+        return False
+
+
+def _timed(fields: dict[str, Any], stamp: str) -> dict[str, Any]:
+    """The event with the time of its neighbour, and a note of what it had in its metadata."""
+    metadata = fields.get("metadata")
+    original = fields.get("timestamp")
+    note = "missing" if original is None else f"unusable: {str(original)[:100]}"
+    return {
+        **fields,
+        "timestamp": stamp,
+        "metadata": {**(metadata if isinstance(metadata, dict) else {}), UNTIMED_KEY: note},
+    }
 
 
 def check_files(
@@ -400,8 +463,13 @@ def replay_files(
     progress: Callable[[str, int], None] | None = None,
     capture: str | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    append: bool = False,
 ) -> ReplaySummary:
-    """Replay audit logs through ``configure()`` with deterministic ids; return the summary.
+    """Replay audit logs through ``configure()``; return the summary (``destinations``: where things went).
+
+    Canonical records are replayed under their own trace and span ids; seed
+    logs, which carry none, under ids derived from their content. Either way a
+    second replay of the same log gives the same ids.
 
     Args:
         paths: the logs, replayed in this order into one collector.
@@ -418,7 +486,11 @@ def replay_files(
         id_namespace: ids are derived within this namespace; the same log
             replayed in another namespace gets other ids (a deliberate second
             copy: backends such as Phoenix drop a span whose id they already
-            hold, even in another project).
+            hold, even in another project). Another namespace than the default
+            also derives new ids for canonical records instead of keeping theirs.
+        append: add to an embedded-default ``traces.jsonl`` that already holds
+            spans; without it such a file is refused (``ConfigurationError``):
+            the spans of another run would be mixed with the replay's.
         on_error: called with each bad line as it is found (its message may
             quote a value: print it through the capture policy).
         progress: called with ``(path, bytes_read)`` while reading.
@@ -429,7 +501,8 @@ def replay_files(
 
     Raises:
         OSError: a file cannot be opened (checked for all files before anything is sent).
-        ConfigurationError: a setting is wrong (the message names it).
+        ConfigurationError: a setting is wrong (the message names it), or the
+            traces file already holds spans and ``append`` is false.
 
     Example::
 
@@ -454,6 +527,8 @@ def replay_files(
     target = audit_log if audit_log is not None else env.get("AUDITSPAN_AUDIT_LOG", "").strip()
     if target and str(target).lower() != "none":
         _refuse_same_file(Path(target), paths)
+    if span_exporter is None and not append:
+        _refuse_used_traces_file(env, output_dir)
     name = service_name or env.get("OTEL_SERVICE_NAME", "").strip() or DEFAULT_REPLAY_SERVICE_NAME
     handle = configure(
         service_name=name,
@@ -473,6 +548,7 @@ def replay_files(
             on_error=on_error,
             progress=progress,
             max_line_bytes=max_line_bytes,
+            keep_ids=id_namespace == DEFAULT_ID_NAMESPACE,
         )
     finally:
         handle.shutdown()
@@ -496,6 +572,21 @@ def _refuse_same_file(target: Path, paths: Sequence[str | os.PathLike[str]]) -> 
                 f"audit_log: {os.fspath(target)!r} is also an input file; "
                 "write the replay's records elsewhere"
             )
+
+
+def _refuse_used_traces_file(env: Mapping[str, str], output_dir: str | os.PathLike[str] | None) -> None:
+    """Refuse to mix the replay's spans into a ``traces.jsonl`` that already holds some."""
+    path = embedded_traces_file(env, output_dir)
+    try:
+        used = path is not None and path.stat().st_size > 0
+    except OSError:
+        used = False
+    if used:
+        assert path is not None
+        raise ConfigurationError(
+            f"traces file {os.fspath(path)!r} already holds spans (of another run or an earlier replay); "
+            "replay into another --output-dir, or pass --append to add to it"
+        )
 
 
 def _records_written(collector: SpanCollector) -> int:

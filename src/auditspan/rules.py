@@ -197,6 +197,9 @@ class RuleMatch:
     trigger_target: str | None = None
     target: str | None = None
     elapsed_s: float = 0.0
+    #: The trigger record's ``tool_name`` and ``turn_id`` (so a match can name the call it followed).
+    trigger_tool_name: str | None = None
+    trigger_turn_id: str | None = None
 
 
 # --------------------------------------------------------------------------- durations
@@ -386,6 +389,8 @@ class _Trigger:
     timestamp: str
     type: str
     target: str | None
+    tool_name: str | None = None
+    turn_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -558,6 +563,8 @@ class RuleEngine:
                             trigger_target=trig.target,
                             target=target,
                             elapsed_s=(ts_ns - trig.ts_ns) / 1e9,
+                            trigger_tool_name=trig.tool_name,
+                            trigger_turn_id=trig.turn_id,
                         )
                     )
             for index, rule in new_triggers:
@@ -573,7 +580,19 @@ class RuleEngine:
                         f"max_triggers_per_session={self._max_triggers}: the oldest trigger is dropped",
                     )
                 session.triggers.append(
-                    _Trigger(rule, index, ts_ns, expires, event_id, span_id, timestamp, rtype, target)
+                    _Trigger(
+                        rule,
+                        index,
+                        ts_ns,
+                        expires,
+                        event_id,
+                        span_id,
+                        timestamp,
+                        rtype,
+                        target,
+                        _opt_str(record.get("tool_name")),
+                        _opt_str(record.get("turn_id")),
+                    )
                 )
                 session.min_expiry_ns = min(session.min_expiry_ns, expires)
             return matches

@@ -161,6 +161,8 @@ class CallNode:
     severity: str
     span_id: str
     rule: str | None = None
+    #: Where each rule match on the call came from, as text (one line each under the call).
+    trigger_texts: list[str] = field(default_factory=list)
 
     @property
     def duration_ns(self) -> int:
@@ -272,6 +274,12 @@ def _call_node(span: _Span) -> CallNode:
         if _event_type(e) == "hook_mutation"
     ]
     attempt = a.get(attr.TOOL_ATTEMPT, 1)
+    turn_id = _opt(a.get(attr.TURN_ID))
+    triggers = [
+        _trigger_text(e.attributes, turn_id)
+        for e in span.events
+        if _event_type(e) == attr.EVENT_TYPE_RULE_MATCH
+    ]
     return CallNode(
         tool=str(a.get(attr.GEN_AI_TOOL_NAME) or span.name.removeprefix(attr.OPERATION_EXECUTE_TOOL + " ")),
         operation_type=_opt(a.get(attr.OPERATION_TYPE)),
@@ -288,7 +296,28 @@ def _call_node(span: _Span) -> CallNode:
         severity=SEVERITIES[max(ranks, default=severity_rank("info"))],
         span_id=span.span_id,
         rule=f"{a[attr.RULE_NAME]} -> {a.get(attr.RULE_ACTION, '?')}" if a.get(attr.RULE_NAME) else None,
+        trigger_texts=triggers,
     )
+
+
+def _trigger_text(match: Mapping[str, Any], turn_id: str | None) -> str:
+    """Where a rule match came from, e.g. ``trigger: run_sql DATABASE_READ customers.pii_emails
+    41.7 ms before (record evt_…)``: the trigger's call, how long before, the record to look up."""
+
+    def get(name: str) -> str:
+        return str(match.get(attr.EVENT_FIELD_PREFIX + name) or "")
+
+    what = " ".join(p for p in (get("trigger_tool_name"), get("trigger_type"), get("trigger_target")) if p)
+    parts = [f"trigger: {what or '?'}"]
+    elapsed = match.get(attr.EVENT_FIELD_PREFIX + "elapsed_s")
+    if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool):
+        parts.append(f"{format_duration(int(elapsed * 1e9))} before")
+    trigger_turn = get("trigger_turn_id")
+    if trigger_turn and trigger_turn != turn_id:
+        parts.append(f"in an earlier turn ({trigger_turn})")
+    if get("trigger_event_id"):
+        parts.append(f"(record {get('trigger_event_id')})")
+    return " ".join(parts)
 
 
 def _note_of(event: _Event) -> NoteNode:
@@ -516,7 +545,8 @@ def render_turns(
     lines: list[str] = []
     for session_id, session_turns in sessions.items():
         count = sum(1 for t, _ in session_turns if t.span_id is not None)
-        lines.append(f"{style('session ' + session_id, 'bold')}  {style(f'({count} turns)', 'dim')}")
+        turns_text = f"({count} turn)" if count == 1 else f"({count} turns)"
+        lines.append(f"{style('session ' + session_id, 'bold')}  {style(turns_text, 'dim')}")
         for i, (turn, children) in enumerate(session_turns):
             final = i == len(session_turns) - 1
             lines.append((last if final else tee) + _turn_line(turn, style))
@@ -525,6 +555,10 @@ def render_turns(
                 branch = last if j == len(children) - 1 else tee
                 text = _call_line(child, style) if isinstance(child, CallNode) else _note_line(child, style)
                 lines.append(indent + branch + text)
+                if isinstance(child, CallNode):  # a rule match points at its trigger, one line each
+                    under = indent + (blank if j == len(children) - 1 else pipe)
+                    arrow = "  -> " if ascii_only else "  ↳ "
+                    lines.extend(under + style(arrow + t, "yellow") for t in child.trigger_texts)
     return "\n".join(lines) + "\n"
 
 

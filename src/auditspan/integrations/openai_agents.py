@@ -24,11 +24,21 @@ function (a tool call)     ``tool_call_attempt``, then ``tool_call_complete`` or
 guardrail                  ``tool_policy_decision`` of the turn (``allow``; ``deny`` when its
                            tripwire triggered), ``policy_source`` = ``guardrail:{name}``
 handoff                    ``agent_switch`` (from / to agent)
-generation / response      the turn's reply (``content_preview``), when the model records it
+generation / response      the turn's prompt (the last user message of the model's input, on
+                           ``turn_start``), its reply (``content_preview``) and the model's
+                           tool call ids, when the model records them
 =========================  ===================================================================
 
-Times are the SDK spans' own. The SDK's span id of a function span is the
-call's ``tool_call_id``, so parallel calls are paired exactly.
+Times are the SDK spans' own. A call's ``tool_call_id`` (``gen_ai.tool.call.id``)
+is the model's own call id (``call_...``): the SDK puts none on a function
+span, so it is taken from the model's recorded response (the next call of
+that tool name in the response, in the model's order) or from a tool
+guardrail's context; only when neither exists is it the SDK's span id
+(``span_...``). Either way parallel calls are paired exactly.
+
+The turn's start waits for the model's first recorded call, which carries the
+prompt: a turn's ``turn_start`` is emitted then (with the agent span's own
+start time), input-guardrail decisions that finished before it follow it.
 
 Per-call policy decisions: the SDK has tool *input guardrails* but records no
 span for them, so ``processor.tool_guardrail(policy)`` makes one that does --
@@ -47,9 +57,12 @@ starts the agent, except that an agent run as a tool by another agent
 receives a handoff is a child of the turn that handed off -- so one
 ``Runner.run`` stays one trace.
 
-Not available from the tracing interface: the user's prompt (turns have an
-empty ``prompt_preview``), and tool-guardrail decisions made by guardrails
-other than ``tool_guardrail``.
+Not available from the tracing interface: the prompt, the reply and the
+model's call ids when the model records no response / generation span (a
+custom ``Model`` without tracing, or ``trace_include_sensitive_data`` off:
+the SDK's own models then record no input and output), the exception class
+of a failed tool, and tool-guardrail decisions made by guardrails other than
+``tool_guardrail``.
 """
 
 from __future__ import annotations
@@ -59,7 +72,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -113,6 +126,8 @@ _MAX_OPEN_SPANS = 100_000
 _MAX_OPEN_TRACES = 10_000
 #: Metadata key on the ``turn_end`` written early for an agent span evicted by ``_MAX_OPEN_SPANS``.
 EVICTED_KEY = "auditspan.evicted"
+#: Events of a turn held until the turn is opened, and the model's call ids kept per turn, at most.
+_MAX_DEFERRED = 64
 
 
 def _now() -> str:
@@ -133,6 +148,13 @@ class _TurnState:
     span_context: SpanContext | None = None
     calls: int = 0
     content: str = ""
+    #: ``turn_start`` waits for the model's first response, which carries the prompt (see ``_open``).
+    start: TurnStartEvent | None = None
+    parent: SpanContext | None = None
+    #: Events of the turn that came before it was opened (input guardrails), emitted after its start.
+    deferred: list[AuditEvent] = field(default_factory=list)
+    #: The model's tool calls not yet matched to a function span: name -> [(call id, arguments)].
+    call_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -269,8 +291,12 @@ class AuditSpanProcessor(TracingProcessor):
 
     @_deep.roomy
     def force_flush(self) -> None:
-        """Flush the collector."""
+        """Start the turns still waiting for their prompt, then flush the collector."""
         try:
+            with self._lock:
+                for info in list(self._spans.values()):
+                    if info.turn is not None:
+                        self._open(info.turn)  # a run cut short still leaves its turn_start
             self._collector.flush()
         except Exception as exc:
             self._failed(exc)
@@ -307,7 +333,9 @@ class AuditSpanProcessor(TracingProcessor):
             if isinstance(verdict, tuple) and len(verdict) == 2:
                 verdict, verdict_source = verdict[0], str(verdict[1])
             action = ("allow" if verdict else "deny") if isinstance(verdict, bool) else str(verdict)
-            self.record_policy_decision(context.tool_name, action, verdict_source)
+            self.record_policy_decision(
+                context.tool_name, action, verdict_source, tool_call_id=getattr(context, "tool_call_id", None)
+            )
             if is_refusal(action):
                 return ToolGuardrailFunctionOutput.reject_content(message, output_info={"decision": action})
             return ToolGuardrailFunctionOutput.allow(output_info={"decision": action})
@@ -315,10 +343,14 @@ class AuditSpanProcessor(TracingProcessor):
         return ToolInputGuardrail(guardrail_function=guard, name=name)
 
     @_deep.roomy
-    def record_policy_decision(self, tool_name: str, action: str, source: str = "") -> None:
+    def record_policy_decision(
+        self, tool_name: str, action: str, source: str = "", *, tool_call_id: str | None = None
+    ) -> None:
         """Record a verdict on the tool call the SDK is running now (call it from a tool guardrail).
 
         A refusal means the call will not run: no attempt is recorded for it.
+        ``tool_call_id``: the model's call id (a tool guardrail's
+        ``data.context.tool_call_id``), which the call then carries.
         """
         try:
             with self._lock:
@@ -326,6 +358,10 @@ class AuditSpanProcessor(TracingProcessor):
                 info = self._spans.get(current.span_id) if current is not None else None
                 call = info.call if info is not None else None
                 turn = call.turn if call is not None else None
+                if call is not None and tool_call_id and not call.attempted and call.decided_at is None:
+                    call.call_id = tool_call_id
+                if turn is not None:
+                    self._open(turn)
                 emitter = turn.emitter if turn is not None else self._emitter_for(None)
                 when = _now()
                 event = ToolPolicyDecisionEvent(
@@ -355,7 +391,8 @@ class AuditSpanProcessor(TracingProcessor):
             turn = self._enclosing_turn(span.parent_id)
             info.call = _CallState(
                 name=data.name,
-                call_id=span.span_id,
+                # The model's call id (call_...) from its response; the SDK span id when none was recorded.
+                call_id=self._model_call_id(turn, data.name) or span.span_id,
                 turn=turn,
                 started_at=span.started_at or _now(),
             )
@@ -378,7 +415,7 @@ class AuditSpanProcessor(TracingProcessor):
         elif trace_state is not None and trace_state.handoff is not None and trace_state.handoff[0] == agent:
             parent = trace_state.handoff[1]
             trace_state.handoff = None
-        event = TurnStartEvent(
+        turn.start = TurnStartEvent(
             timestamp=span.started_at or _now(),
             agent_id=agent,
             turn_id=turn.turn_id,
@@ -387,19 +424,67 @@ class AuditSpanProcessor(TracingProcessor):
                 "openai_agents": {"trace_id": span.trace_id, "span_id": span.span_id},
             },
         )
+        turn.parent = parent
+        return turn
+
+    def _open(self, turn: _TurnState) -> None:
+        """Emit the turn's start (with the prompt, when the model's response told it) and what waited."""
+        event, turn.start = turn.start, None
+        if event is None:
+            return
         token = (
-            otel_context.attach(trace.set_span_in_context(NonRecordingSpan(parent)))
-            if parent is not None
+            otel_context.attach(trace.set_span_in_context(NonRecordingSpan(turn.parent)))
+            if turn.parent is not None
             else None
         )
         try:
-            emitter.emit(event)
+            turn.emitter.emit(event)
         finally:
             if token is not None:
                 otel_context.detach(token)
         if self._span_collector is not None:
             turn.span_context = span_context_for(self._span_collector, turn.session_id, turn.turn_id)
-        return turn
+        deferred, turn.deferred = turn.deferred, []
+        for waiting in deferred:
+            turn.emitter.emit(waiting)
+
+    def _emit(self, turn: _TurnState | None, event: AuditEvent, *, wait: bool = False) -> None:
+        """Emit an event of ``turn`` (opening it first); with ``wait``, hold it until the turn opens."""
+        if turn is None:
+            self._emitter_for(None).emit(event)
+            return
+        if wait and turn.start is not None and len(turn.deferred) < _MAX_DEFERRED:
+            turn.deferred.append(event)
+            return
+        self._open(turn)
+        turn.emitter.emit(event)
+
+    def _model_call_id(self, turn: _TurnState | None, name: str) -> str | None:
+        """The next call id the model's response gave a call of tool ``name`` (first come, first served)."""
+        queue = turn.call_ids.get(name) if turn is not None else None
+        if not queue:
+            return None
+        call_id, _ = queue.pop(0)
+        return call_id
+
+    def _model_response(self, span: Span[Any], data: ResponseSpanData | GenerationSpanData) -> None:
+        """What the model's response carries: the turn's prompt (its input), reply and tool call ids."""
+        turn = self._enclosing_turn(span.parent_id)
+        if turn is None:
+            return
+        if turn.start is not None and not turn.start.prompt_preview:
+            turn.start.prompt_preview = _cut(_prompt_text(data))
+        text = _reply_text(data)
+        if text:
+            turn.content = text
+        # The SDK runs a response's tool calls before it asks the model again: ids of calls that made no
+        # function span (handoffs, hosted tools) must not be paired with the next response's calls.
+        turn.call_ids = {}
+        for call_id, name, arguments in _tool_calls(data):
+            queue = turn.call_ids.setdefault(name, [])
+            if len(queue) < _MAX_DEFERRED:
+                queue.append((call_id, arguments))
+        self._open(turn)
 
     def _on_end(self, span: Span[Any]) -> None:
         info = self._spans.pop(span.span_id, None)
@@ -423,10 +508,7 @@ class AuditSpanProcessor(TracingProcessor):
         elif isinstance(data, HandoffSpanData):
             self._handoff(span, data, ended)
         elif isinstance(data, (ResponseSpanData, GenerationSpanData)):
-            text = _reply_text(data)
-            turn = self._enclosing_turn(span.parent_id)
-            if text and turn is not None:
-                turn.content = text
+            self._model_response(span, data)
 
     def _end_call(self, call: _CallState, span: Span[Any], ended: str) -> None:
         turn = call.turn
@@ -438,7 +520,6 @@ class AuditSpanProcessor(TracingProcessor):
         if isinstance(data, FunctionSpanData) and data.input:
             call.arguments = data.input
         self._attempt(call)
-        emitter = turn.emitter if turn is not None else self._emitter_for(None)
         common: dict[str, Any] = {
             "timestamp": ended,
             "tool_name": call.name,
@@ -465,7 +546,7 @@ class AuditSpanProcessor(TracingProcessor):
                 result_preview=_cut(output),
                 **common,
             )
-        emitter.emit(event)
+        self._emit(turn, event)
 
     def _attempt(self, call: _CallState) -> None:
         """Emit the call's attempt once (at the span's start, or after its policy decision)."""
@@ -473,8 +554,8 @@ class AuditSpanProcessor(TracingProcessor):
             return
         call.attempted = True
         turn = call.turn
-        emitter = turn.emitter if turn is not None else self._emitter_for(None)
-        emitter.emit(
+        self._emit(
+            turn,
             ToolCallAttemptEvent(
                 timestamp=call.decided_at or call.started_at,
                 tool_name=call.name,
@@ -482,10 +563,11 @@ class AuditSpanProcessor(TracingProcessor):
                 agent_id=turn.agent if turn is not None else None,
                 turn_id=turn.turn_id if turn is not None else None,
                 metadata={"tool_call_id": call.call_id},
-            )
+            ),
         )
 
     def _end_turn(self, turn: _TurnState, span: Span[Any], ended: str) -> None:
+        self._open(turn)
         error = span.error
         if error:
             turn.emitter.emit(
@@ -510,21 +592,24 @@ class AuditSpanProcessor(TracingProcessor):
 
     def _guardrail(self, span: Span[Any], data: GuardrailSpanData, ended: str) -> None:
         turn = self._enclosing_turn(span.parent_id)
-        emitter = turn.emitter if turn is not None else self._emitter_for(self._session_of(span))
-        emitter.emit(
-            ToolPolicyDecisionEvent(
-                timestamp=ended,
-                tool_name="",
-                action="deny" if data.triggered else "allow",
-                policy_source=f"guardrail:{data.name}",
-                agent_id=turn.agent if turn is not None else None,
-                turn_id=turn.turn_id if turn is not None else None,
-                metadata={"guardrail": data.name},
-            )
+        event = ToolPolicyDecisionEvent(
+            timestamp=ended,
+            tool_name="",
+            action="deny" if data.triggered else "allow",
+            policy_source=f"guardrail:{data.name}",
+            agent_id=turn.agent if turn is not None else None,
+            turn_id=turn.turn_id if turn is not None else None,
+            metadata={"guardrail": data.name},
         )
+        if turn is None:
+            self._emitter_for(self._session_of(span)).emit(event)
+        else:  # input guardrails run beside the model's first call: the turn may wait for its prompt
+            self._emit(turn, event, wait=True)
 
     def _handoff(self, span: Span[Any], data: HandoffSpanData, ended: str) -> None:
         turn = self._enclosing_turn(span.parent_id)
+        if turn is not None:
+            self._open(turn)
         emitter = turn.emitter if turn is not None else self._emitter_for(self._session_of(span))
         emitter.emit(
             GenericAuditEvent(
@@ -599,6 +684,7 @@ class AuditSpanProcessor(TracingProcessor):
             self._bounds.hit("OpenAI Agents spans", f"{_MAX_OPEN_SPANS} not ended: the oldest is forgotten")
             turn = evicted.turn
             if turn is not None:  # its turn_end now, marked, rather than never
+                self._open(turn)
                 turn.emitter.emit(
                     TurnEndEvent(
                         timestamp=_now(),
@@ -627,6 +713,57 @@ def _duration_ms(started: str, ended: str) -> float:
         return max(0.0, (parse_timestamp(ended) - parse_timestamp(started)).total_seconds() * 1000)
     except ValueError:
         return 0.0
+
+
+def _text_of(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        texts = [p.get("text") for p in content if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
+        return "\n".join(t for t in texts if t)
+    return ""
+
+
+def _prompt_text(data: ResponseSpanData | GenerationSpanData) -> str:
+    """The last user message of the model's input (the turn's prompt); "" when the input was not recorded."""
+    try:
+        items = data.input
+        if isinstance(items, str):
+            return items
+        for item in reversed(list(items or ())):
+            if isinstance(item, Mapping) and item.get("role") == "user":
+                text = _text_of(item.get("content"))
+                if text:
+                    return text
+    except Exception:
+        return ""
+    return ""
+
+
+def _tool_calls(data: ResponseSpanData | GenerationSpanData) -> list[tuple[str, str, str]]:
+    """(call id, tool name, arguments) of each tool call in the model's recorded response, in order."""
+    calls: list[tuple[str, str, str]] = []
+    try:
+        if isinstance(data, ResponseSpanData):
+            response = data.response
+            for item in getattr(response, "output", None) or ():
+                if getattr(item, "type", None) == "function_call":
+                    call_id, name = getattr(item, "call_id", None), getattr(item, "name", None)
+                    if isinstance(call_id, str) and call_id and isinstance(name, str):
+                        calls.append((call_id, name, str(getattr(item, "arguments", "") or "")))
+            return calls
+        for message in data.output or ():
+            for tool_call in (message.get("tool_calls") if isinstance(message, Mapping) else None) or ():
+                function = tool_call.get("function") if isinstance(tool_call, Mapping) else None
+                call_id = tool_call.get("id") if isinstance(tool_call, Mapping) else None
+                if isinstance(function, Mapping) and isinstance(call_id, str) and call_id:
+                    calls.append(
+                        (call_id, str(function.get("name") or ""), str(function.get("arguments") or ""))
+                    )
+    except Exception:
+        return calls
+    return calls
 
 
 def _reply_text(data: ResponseSpanData | GenerationSpanData) -> str:
