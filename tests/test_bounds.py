@@ -235,8 +235,10 @@ def test_governing_events_never_attempted_hold_a_bounded_number_of_span_events()
     def check(sizes: dict[str, int]) -> None:
         assert sizes["unfinished_calls"] <= 64
         assert sizes["held_span_events"] <= 64  # one policy decision per pending call
+        assert sizes["held_records"] <= 64  # and its record, held for the attempt that never comes
 
     _feed(collector, n, event, vary, check)
+    assert collector.force_flush()  # held records are acknowledged by a flush
     assert log.records == n
 
 

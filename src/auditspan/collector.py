@@ -370,6 +370,8 @@ class SpanCollector:
                                        (100,000)
     span events held by a call not     one per governing event     a new call
     yet attempted                      type (6)
+    records held for a call's attempt  ``max_held_records``        the oldest holding call's are written
+    (all calls together)               (4,096)                     (never dropped; its type is fixed)
     event types a call remembers       6 + 16 others of <= 64 ch.  not remembered
     failed calls (retry links)         ``MAX_REMEMBERED_CALLS``    the least recent is forgotten: its
                                        (10,000)                    retry counts from attempt 1, unlinked
@@ -747,6 +749,7 @@ class SpanCollector:
                 "max_seen_types": max((len(c.seen) for c in calls), default=0),
                 "failed_remembered": len(self._failed),
                 "refused_remembered": len(self._refused),
+                "held_records": self._held_total,
             }
 
     def _write_held(self, timeout_s: float = -1) -> None:
