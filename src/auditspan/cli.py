@@ -97,8 +97,8 @@ def _line_limit(text: str) -> int:
     return value
 
 
-def _reading_options(parser: argparse.ArgumentParser, *, content: bool = True) -> None:
-    """``--max-line-bytes`` and, for commands that print content, ``--capture``."""
+def _reading_options(parser: argparse.ArgumentParser, *, makes_spans: bool = False) -> None:
+    """``--max-line-bytes`` and ``--capture`` (what is printed; for replay, its spans and records too)."""
     from .replay import DEFAULT_MAX_LINE_BYTES
 
     parser.add_argument(
@@ -114,7 +114,7 @@ def _reading_options(parser: argparse.ArgumentParser, *, content: bool = True) -
         choices=("redacted", "none", "full"),
         type=str.lower,
         help="capture policy of what is printed"
-        + (" (and of the spans and records made)" if content else "")
+        + (" (and of the spans and records made)" if makes_spans else "")
         + ": redacted (secrets replaced), none (previews dropped, secrets replaced), full (verbatim); "
         "default $AUDITSPAN_CAPTURE or redacted",
     )
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--no-progress", action="store_true", help="no progress bar (shown only on a terminal)"
     )
-    _reading_options(replay)
+    _reading_options(replay, makes_spans=True)
     replay.set_defaults(handler=_cmd_replay)
 
     show = _command(
@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check every line against the canonical record schema alone (seed events then fail)",
     )
-    _reading_options(validate, content=False)
+    _reading_options(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     policy = _command(
@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="only records of this event_type (repeatable; e.g. tool_call_attempt)",
     )
-    _reading_options(policy, content=False)
+    _reading_options(policy)
     policy.set_defaults(handler=_cmd_policy_input)
     return parser
 

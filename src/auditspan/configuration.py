@@ -302,7 +302,7 @@ def configure(
             the global provider once); else a new one (made global if ``set_global``).
         resource_attributes: more Resource attributes.
         capture: ``redacted`` (default: secrets in previews, arguments, results,
-            error messages and metadata replaced by ``[REDACTED:<kind>]``),
+            error messages, metadata, ids and names replaced by ``[REDACTED:<kind>]``),
             ``none`` (previews dropped) or ``full`` (kept verbatim); else ``AUDITSPAN_CAPTURE``.
         rules: behavioural rules -- a YAML/JSON file, ``"builtin"`` (the seed's
             PII-exfiltration rule, the default), ``"none"``, or rule objects; else ``AUDITSPAN_RULES``.
