@@ -51,6 +51,7 @@ __all__ = [
     "line_hash",
     "parse_chain",
     "signed_message",
+    "span_witness",
 ]
 
 #: ``event_type`` of a checkpoint record.
@@ -259,3 +260,33 @@ class WriterChain:
         """The checkpoint line from ``checkpoint_line`` is in the file."""
         self.commit(1)
         self.covered = self.seq
+
+
+def span_witness(tracer_provider: Any) -> Callable[[Checkpoint], None]:
+    """A witness that sends each checkpoint as a small root span (``auditspan.checkpoint``).
+
+    A span, not a span event or log record: every trace backend and the embedded default's
+    OTLP/JSON traces file keep it, and it belongs to no turn's trace.
+    """
+    from opentelemetry.context import Context
+
+    from . import attributes as attr
+
+    tracer = tracer_provider.get_tracer("auditspan.audit_log")
+
+    def witness(checkpoint: Checkpoint) -> None:
+        values: dict[str, Any] = {
+            attr.CHECKPOINT_CHAIN: checkpoint.chain,
+            attr.CHECKPOINT_FIRST_SEQ: checkpoint.first_seq,
+            attr.CHECKPOINT_LAST_SEQ: checkpoint.last_seq,
+            attr.CHECKPOINT_HEAD: checkpoint.head,
+            attr.CHECKPOINT_REASON: checkpoint.reason,
+            attr.CHECKPOINT_TIMESTAMP: checkpoint.timestamp,
+            attr.CHECKPOINT_LOG: checkpoint.log,
+        }
+        if checkpoint.key_id is not None and checkpoint.signature is not None:
+            values[attr.CHECKPOINT_KEY_ID] = checkpoint.key_id
+            values[attr.CHECKPOINT_SIGNATURE] = checkpoint.signature
+        tracer.start_span(attr.CHECKPOINT_SPAN_NAME, context=Context(), attributes=values).end()
+
+    return witness

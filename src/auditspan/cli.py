@@ -288,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _reading_options(policy, content=False)
     policy.set_defaults(handler=_cmd_policy_input)
+
+    from ._verify_cli import add_commands
+
+    add_commands(commands, _command)
     return parser
 
 

@@ -20,6 +20,8 @@ and a few of its own:
 ``AUDITSPAN_FLUSH_ON_SIGNAL``  ``true`` (default): flush the audit log on SIGTERM,
                            SIGINT and SIGHUP before the application's handler;
                            ``false`` installs no handler
+``AUDITSPAN_SIGNING_KEY``  Ed25519 private key file (``auditspan keygen``) that signs
+                           the audit log's checkpoints (unset: unsigned)
 =========================  ====================================================
 
 With no endpoint and no exporter configured, spans go to
@@ -57,12 +59,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from . import _fork, _signals
 from ._bounded import run_bounded
+from ._chain import Signer, span_witness
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
 from .classification import Classifier
 from .collector import EVENTS_AS, SpanCollector
 from .emitter import AuditEmitter
 from .redaction import CapturePolicy, Redactor
 from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
+from .signing import SigningError, load_signer
 
 __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
 
@@ -240,6 +244,7 @@ def configure(
     classification_rules: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     flush_on_signal: bool | None = None,
+    signing_key: str | os.PathLike[str] | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
     """Set up traces, log events and the canonical audit log; return the handle.
@@ -273,6 +278,9 @@ def configure(
             application's, or the default action: the process still ends, with the
             signal's status). Installed from the main thread only, for signals not
             ignored; else ``AUDITSPAN_FLUSH_ON_SIGNAL`` (default true).
+        signing_key: an Ed25519 private key file (PEM, ``auditspan keygen``) that signs the
+            audit log's checkpoints; else ``AUDITSPAN_SIGNING_KEY``; else unsigned. Needs the
+            ``auditspan[signing]`` extra.
         collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
 
     Raises:
@@ -311,8 +319,9 @@ def configure(
                 raise ConfigurationError(
                     f"AUDITSPAN_FSYNC: must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}"
                 )
+            signer = _signer(signing_key, env)
             try:
-                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync)
+                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync, signer=signer)
             except OSError as exc:
                 where = os.fspath(log_target)
                 raise ConfigurationError(
@@ -346,6 +355,10 @@ def configure(
     elif span_exporter is not None:
         provider.add_span_processor(_pipeline(span_exporter, stats))
         destinations["traces"] = repr(span_exporter)
+
+    if isinstance(log_exporter, JsonLinesAuditLog) and log_exporter.witness is None:
+        # Each checkpoint also goes into the trace pipeline: the backend keeps a copy to verify against.
+        log_exporter.witness = span_witness(provider)
 
     logger_provider = None
     if settings.events_as != "span_events" or "otlp" in settings.logs_exporters:
@@ -529,6 +542,17 @@ class _Settings:
             compression=None if compression in ("", "none") else compression,
             timeout_s=timeout_ms / 1000,
         )
+
+
+def _signer(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Signer | None:
+    name = "signing_key" if path is not None else "AUDITSPAN_SIGNING_KEY"
+    value = path if path is not None else env.get("AUDITSPAN_SIGNING_KEY", "").strip()
+    if not value:
+        return None
+    try:
+        return load_signer(value)
+    except SigningError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
 
 
 def _redactor(capture: str | None, env: Mapping[str, str]) -> Redactor:

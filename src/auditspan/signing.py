@@ -15,6 +15,7 @@ public key, in hex: every checkpoint names the key that signed it::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -122,6 +123,8 @@ def generate_key_pair(folder: str | os.PathLike[str], name: str = "audit-signing
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     private_path, public_path = out / f"{name}.key", out / f"{name}.pub"
+    if public_path.exists():
+        raise FileExistsError(errno.EEXIST, "exists", str(public_path))
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
