@@ -24,9 +24,7 @@ def rec(i: int) -> dict[str, object]:
 
 
 def read(path: Path) -> list[dict[str, object]]:
-    """The records of a log, without the chain's checkpoint records."""
-    records = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-    return [r for r in records if r["event_type"] != "audit_checkpoint"]
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
 
 
 def test_encoding_is_compact_utf8_one_line() -> None:
@@ -72,9 +70,7 @@ def test_text_and_binary_streams(tmp_path: Path) -> None:
     log = JsonLinesAuditLog(text)
     log.export([rec(1)])
     log.shutdown()
-    first, checkpoint = text.getvalue().splitlines()  # shutdown closes the chain with a checkpoint
-    assert json.loads(first)["n"] == 1
-    assert json.loads(checkpoint)["checkpoint"]["last_seq"] == 0
+    assert json.loads(text.getvalue())["n"] == 1
     binary = io.BytesIO()
     log = open_audit_log(binary)
     assert log is not None
@@ -93,8 +89,7 @@ def test_fsync_always_writes_before_export_returns(tmp_path: Path) -> None:
 def test_rotation_keeps_retained_files(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     size = len(encode_record(rec(0)))
-    # room for 10 records with their chain objects (~135 bytes) and the checkpoint written at rotation
-    log = JsonLinesAuditLog(path, rotate_bytes=(size + 140) * 10 + 600, retain=2, batch_size=1, fsync="always")
+    log = JsonLinesAuditLog(path, rotate_bytes=size * 10, retain=2, batch_size=1, fsync="always")
     for i in range(45):
         log.export([rec(i)])
     log.shutdown()

@@ -67,17 +67,10 @@ def run_child(code: str, *args: str, timeout: float = CHILD_TIMEOUT_S) -> subpro
 
 
 def audit_lines(*paths: Path) -> list[bytes]:
-    """The record lines of the files, without the chain's checkpoint records."""
     lines: list[bytes] = []
     for path in paths:
         lines.extend(path.read_bytes().splitlines(keepends=True))
-    return [line for line in lines if not line.startswith(b'{"event_type":"audit_checkpoint"')]
-
-
-def audit_lines_of(data: bytes) -> list[bytes]:
-    """The record lines of a pipe's output, without the chain's checkpoint records."""
-    lines = data.splitlines(keepends=True)
-    return [line for line in lines if not line.startswith(b'{"event_type":"audit_checkpoint"')]
+    return lines
 
 
 def turn_records(lines: list[bytes]) -> Counter[tuple[str, int, str]]:
@@ -687,7 +680,7 @@ def test_a_pipe_and_a_fifo_with_a_reader_get_every_line_once(tmp_path: Path) -> 
             if reader == read_fd:
                 os.close(write_fd)
             thread.join(10)
-            lines = audit_lines_of(bytes(got[reader]))
+            lines = bytes(got[reader]).splitlines(keepends=True)
             assert [json.loads(line)["n"] for line in lines] == list(range(1_000))
             assert log.stats.sync_errors == 0 and log.stats.records_written == 1_000
     finally:
@@ -721,7 +714,7 @@ def test_a_terminal_gets_every_line_once() -> None:
         thread.join(10)
     finally:
         os.close(master)
-    lines = [line for line in audit_lines_of(bytes(got).replace(b"\r\n", b"\n")) if line.strip()]
+    lines = [line for line in bytes(got).replace(b"\r\n", b"\n").splitlines() if line]
     assert [json.loads(line)["n"] for line in lines] == list(range(300))
     assert log.stats.sync_errors == log.stats.write_errors == 0
 

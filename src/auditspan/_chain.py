@@ -135,7 +135,7 @@ def _splice(line: bytes, chain_id: str, seq: int, key: str, digest: str | None) 
     """The line with its chain object spliced before the final ``}`` (the line ends in ``}\\n``)."""
     value = "null" if digest is None else f'"{digest}"'
     comma = b"" if line[-3:-2] == b"{" else b","
-    return b"%s%s\"chain\":{\"id\":\"%s\",\"seq\":%d,\"%s\":%s}}\n" % (
+    return b'%s%s"chain":{"id":"%s","seq":%d,"%s":%s}}\n' % (
         line[:-2],
         comma,
         chain_id.encode(),
@@ -251,8 +251,14 @@ class WriterChain:
         if self.signer is not None:
             key_id, raw = self.signer(signed_message(self.id, first, last, head, timestamp, reason))
             signature = base64.b64encode(raw).decode()
-        checkpoint = Checkpoint(self.id, first, last, head, timestamp, reason, key_id, signature, self.log_name)
-        record = {"event_type": CHECKPOINT_EVENT_TYPE, "timestamp": timestamp, "checkpoint": checkpoint.fields()}
+        checkpoint = Checkpoint(
+            self.id, first, last, head, timestamp, reason, key_id, signature, self.log_name
+        )
+        record = {
+            "event_type": CHECKPOINT_EVENT_TYPE,
+            "timestamp": timestamp,
+            "checkpoint": checkpoint.fields(),
+        }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         return self.seal([line])[0], checkpoint
 

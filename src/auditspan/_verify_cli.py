@@ -24,7 +24,8 @@ def add_commands(commands: Any, command: Callable[..., argparse.ArgumentParser])
             "Read each audit log (with its rotated files FILE.N ... FILE.1, oldest first) once, in constant "
             "memory, and check every writer's hash chain, every checkpoint (its signature with --public-key) "
             "and, with --witness, the checkpoints the trace backend holds. Prints FILE:LINE: KIND: what for "
-            "each problem (modified, missing, inserted, reordered, truncated, signature invalid, unknown key, "
+            "each problem (modified, missing, inserted, reordered, truncated, signature invalid, "
+            "unknown key, "
             "missing rotated file). A torn last line left by a crash is a note, not a problem. "
             "Exit 0 when intact, 1 when tampered with, 2 on a usage error."
         ),
@@ -33,7 +34,8 @@ def add_commands(commands: Any, command: Callable[..., argparse.ArgumentParser])
     verify.add_argument(
         "--witness",
         metavar="TRACES",
-        help="OTLP/JSON-lines traces file holding the checkpoint spans (embedded default, Collector file exporter)",
+        help="OTLP/JSON-lines traces file holding the checkpoint spans "
+        "(embedded default, Collector file exporter)",
     )
     verify.add_argument(
         "--public-key",
@@ -41,7 +43,9 @@ def add_commands(commands: Any, command: Callable[..., argparse.ArgumentParser])
         metavar="KEY",
         help="public key file (auditspan keygen's .pub) that checkpoints must be signed with (repeatable)",
     )
-    verify.add_argument("--json", metavar="REPORT", help="also write the report as JSON to this file ('-': stdout)")
+    verify.add_argument(
+        "--json", metavar="REPORT", help="also write the report as JSON to this file ('-': stdout)"
+    )
     verify.set_defaults(handler=_cmd_verify)
 
     keygen = command(
@@ -103,9 +107,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if witness is not None
         else ""
     )
-    verdict = "intact" if report.intact else f"TAMPERED: {len(report.problems) + report.problems_not_kept} problem(s)"
+    verdict = (
+        "intact"
+        if report.intact
+        else f"TAMPERED: {len(report.problems) + report.problems_not_kept} problem(s)"
+    )
     print(
-        f"{verdict}: {report.records} chained line(s) in {len(report.files)} file(s), {report.chains} chain(s), "
+        f"{verdict}: {report.records} chained line(s) in {len(report.files)} file(s), "
+        f"{report.chains} chain(s), "
         f"{report.checkpoints} checkpoint(s), {signatures}{witness_text}",
         file=out,
     )
@@ -130,7 +139,9 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         _err(f"auditspan keygen: {exc.filename} exists: a key is never overwritten")
         return _USAGE
-    print(f"private key: {private} (mode 0600; keep it with the writer only: AUDITSPAN_SIGNING_KEY={private})")
+    print(
+        f"private key: {private} (mode 0600; keep it with the writer only: AUDITSPAN_SIGNING_KEY={private})"
+    )
     print(f"public key:  {public} (for auditspan verify --public-key)")
     print(f"key id:      {key_id}")
     return _OK

@@ -380,7 +380,9 @@ class _Sink:
             size = os.lseek(fd, 0, os.SEEK_END)
         self._known_end = size
         chain = self.chain
-        if chain is not None and not chain.started:
+        if chain is not None and chain.seq == 0:
+            # Until its first line is in, a chain links to the last line of the file it lands in
+            # (a rotation, or following another process's, may have switched files since).
             chain.start(self._last_line(fd, size))
         return size
 
@@ -724,7 +726,7 @@ class JsonLinesAuditLog:
             component (off: such a path is refused, so that nobody can point
             the log at another file).
         chain: seal every line into this writer's hash chain and write
-            checkpoints (see ``auditspan._chain``); on by default.
+            checkpoints (see ``auditspan._chain``).
         signer: signs checkpoints (``auditspan.signing.load_signer(path)``).
         checkpoint_every, checkpoint_interval_s: a checkpoint every this many
             records, or this many seconds after the first record none covers.
@@ -751,7 +753,7 @@ class JsonLinesAuditLog:
         retain: int = 5,
         batch_size: int = 4_096,
         follow_symlinks: bool = False,
-        chain: bool = True,
+        chain: bool = False,
         signer: Signer | None = None,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
@@ -800,6 +802,11 @@ class JsonLinesAuditLog:
             self._start_writer()
         _live.add(self)
         _fork.track(self, tier=1)
+
+    @property
+    def chained(self) -> bool:
+        """Lines are sealed into a hash chain, with checkpoints."""
+        return self._sink.chain is not None
 
     @property
     def path(self) -> Path | None:

@@ -20,6 +20,7 @@ and a few of its own:
 ``AUDITSPAN_FLUSH_ON_SIGNAL``  ``true`` (default): flush the audit log on SIGTERM,
                            SIGINT and SIGHUP before the application's handler;
                            ``false`` installs no handler
+``AUDITSPAN_CHAIN``        ``true``: hash-chain the audit log, with checkpoints (``false``)
 ``AUDITSPAN_SIGNING_KEY``  Ed25519 private key file (``auditspan keygen``) that signs
                            the audit log's checkpoints (unset: unsigned)
 =========================  ====================================================
@@ -244,6 +245,7 @@ def configure(
     classification_rules: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     flush_on_signal: bool | None = None,
+    chain: bool | None = None,
     signing_key: str | os.PathLike[str] | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
@@ -278,6 +280,8 @@ def configure(
             application's, or the default action: the process still ends, with the
             signal's status). Installed from the main thread only, for signals not
             ignored; else ``AUDITSPAN_FLUSH_ON_SIGNAL`` (default true).
+        chain: seal the audit log's records into hash chains with checkpoints witnessed in the
+            trace pipeline (see the README's Tamper evidence); else ``AUDITSPAN_CHAIN`` (default false).
         signing_key: an Ed25519 private key file (PEM, ``auditspan keygen``) that signs the
             audit log's checkpoints; else ``AUDITSPAN_SIGNING_KEY``; else unsigned. Needs the
             ``auditspan[signing]`` extra.
@@ -311,6 +315,7 @@ def configure(
         else "AUDITSPAN_OUTPUT_DIR / audit_log"
     )
     on_signal = _flag(env, "AUDITSPAN_FLUSH_ON_SIGNAL", flush_on_signal, "flush_on_signal")
+    chained = _flag(env, "AUDITSPAN_CHAIN", chain, "chain", default=False)
     log_exporter: Any = None
     if log_target is not None:
         if isinstance(log_target, (str, os.PathLike)):
@@ -319,9 +324,9 @@ def configure(
                 raise ConfigurationError(
                     f"AUDITSPAN_FSYNC: must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}"
                 )
-            signer = _signer(signing_key, env)
+            signer = _signer(signing_key, env) if chained else None
             try:
-                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync, signer=signer)
+                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync, chain=chained, signer=signer)
             except OSError as exc:
                 where = os.fspath(log_target)
                 raise ConfigurationError(
@@ -356,7 +361,7 @@ def configure(
         provider.add_span_processor(_pipeline(span_exporter, stats))
         destinations["traces"] = repr(span_exporter)
 
-    if isinstance(log_exporter, JsonLinesAuditLog) and log_exporter.witness is None:
+    if isinstance(log_exporter, JsonLinesAuditLog) and log_exporter.chained and log_exporter.witness is None:
         # Each checkpoint also goes into the trace pipeline: the backend keeps a copy to verify against.
         log_exporter.witness = span_witness(provider)
 
@@ -392,12 +397,16 @@ def configure(
     return handle
 
 
-def _flag(env: Mapping[str, str], name: str, value: bool | None, argument: str) -> bool:
-    """A true/false setting: the argument if given, else the environment variable (default true)."""
+def _flag(
+    env: Mapping[str, str], name: str, value: bool | None, argument: str, *, default: bool = True
+) -> bool:
+    """A true/false setting: the argument if given, else the environment variable (else ``default``)."""
     if value is not None:
         return bool(value)
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "1", "true", "yes", "on"):
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False

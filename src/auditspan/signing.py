@@ -22,7 +22,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SigningError", "generate_key_pair", "key_id", "load_public_keys", "load_signer", "verify_signature"]
+__all__ = [
+    "SigningError",
+    "generate_key_pair",
+    "key_id",
+    "load_public_keys",
+    "load_signer",
+    "verify_signature",
+]
 
 _INSTALL_HINT = "signing needs the 'cryptography' package: pip install 'auditspan[signing]'"
 

@@ -235,7 +235,19 @@ def _witness_checkpoint(values: Mapping[str, Any]) -> WitnessCheckpoint | None:
 class _Chain:
     """What the verifier keeps of one chain: constant size."""
 
-    __slots__ = ("file", "first", "gaps", "head", "line", "next", "path", "rotation", "suspect")
+    __slots__ = (
+        "checkpoints",
+        "file",
+        "first",
+        "gaps",
+        "head",
+        "line",
+        "next",
+        "path",
+        "rotation",
+        "suspect",
+        "witnessed",
+    )
 
     def __init__(self, seq: int, head: str, path: str, line: int, file: int) -> None:
         self.first = seq
@@ -245,6 +257,8 @@ class _Chain:
         self.line = line
         self.file = file
         self.rotation = False  # the chain's last line is a checkpoint written at rotation
+        self.checkpoints = 0
+        self.witnessed = 0
         self.gaps: list[list[int]] = []  # [first missing seq, last, line that showed it, file]
         # A line whose prev is not the hash of the chain's line before: that line was changed, or
         # this line's own prev was. The next line tells: (earlier path, line, this path, line).
@@ -255,7 +269,7 @@ class _Verifier:
     def __init__(
         self,
         public_keys: Mapping[str, Any] | None,
-        witness: Iterable[WitnessCheckpoint],
+        witness: Iterable[WitnessCheckpoint] | None,
         report: VerifyReport,
     ) -> None:
         self.keys = public_keys
@@ -264,10 +278,15 @@ class _Verifier:
         self.reported: set[tuple[str, int]] = set()
         self.pending: list[tuple[str, int, int, bool]] = []  # unexplained lines: path, line, file, torn
         self.witness: dict[tuple[str, int], WitnessCheckpoint] = {}
-        for checkpoint in witness:
+        self.witness_given = witness is not None
+        for checkpoint in witness or ():
             self.witness[(checkpoint.chain, checkpoint.last_seq)] = checkpoint
             report.witness_checkpoints += 1
-        self.skip_boundaries: set[int] = set()  # file indexes preceded by a missing numbered file
+        # Numbers missing among the rotated files, by the index of the file after the gap. A crash in
+        # the middle of a rotation's renames leaves one too: it is a missing file only when a chain
+        # lost lines across it.
+        self.numbering_gaps: dict[int, list[Path]] = {}
+        self.gaps_shown: set[int] = set()
         self.files: list[str] = report.files
 
     def problem(self, path: str, line: int, kind: str, message: str) -> None:
@@ -281,11 +300,12 @@ class _Verifier:
 
     # -- one file ------------------------------------------------------------------
     def read(self, path: Path, index: int) -> None:
+        """Check one file (a chain's link is to a line of the same file: none before its first)."""
         name = os.fspath(path)
+        before: str | None = None  # hash of the line before, for a chain's link
         chains = self.chains
         sha256 = hashlib.sha256
         tail = _CHAIN_TAIL.match
-        before: str | None = None  # hash of the line before, for a chain's link
         line_no = 0
         with open(path, "rb") as f:
             for raw in f:
@@ -320,7 +340,15 @@ class _Verifier:
                     state.rotation = False
                 else:
                     state = self.record(
-                        name, line_no, index, chain_id, seq, found.group(3) == b"link", claimed, digest, before
+                        name,
+                        line_no,
+                        index,
+                        chain_id,
+                        seq,
+                        found.group(3) == b"link",
+                        claimed,
+                        digest,
+                        before,
                     )
                 if line.startswith(_CHECKPOINT_PREFIX) and state is not None:
                     self.checkpoint(name, line_no, line, chain_id, seq, claimed, state)
@@ -338,7 +366,9 @@ class _Verifier:
             self.pending.append((name, line_no, index, True))
             return
         kind = "modified" if CHAIN_KEY in line else "inserted"
-        what = "its chain object is damaged" if kind == "modified" else "a line without a chain in a chained log"
+        what = (
+            "its chain object is damaged" if kind == "modified" else "a line without a chain in a chained log"
+        )
         self.problem(name, line_no, kind, what)
         if len(self.pending) < _MAX_PENDING:
             self.pending.append((name, line_no, index, False))
@@ -357,6 +387,14 @@ class _Verifier:
     ) -> _Chain | None:
         state = self.chains.get(chain_id)
         short = chain_id[:8]
+        if state is None and seq > 0 and not is_link:
+            for other_id, other in self.chains.items():
+                if other.next == seq and other.head == claimed:  # the next line of a chain, its id changed
+                    self.problem(
+                        name, line_no, "modified", f"chain {other_id[:8]} seq {seq}: chain id changed"
+                    )
+                    self.advance(other, seq, digest, name, line_no, index)
+                    return other
         if state is None:
             if seq == 0:
                 if not is_link:
@@ -364,12 +402,17 @@ class _Verifier:
                 elif claimed != before:
                     if before is None:
                         self.problem(
-                            name, line_no, "missing",
-                            f"chain {short} starts linked to a line that is not in the file (lines deleted before it)",
+                            name,
+                            line_no,
+                            "missing",
+                            f"chain {short} starts linked to a line that is not in the file "
+                            "(lines deleted before it)",
                         )
                     else:
                         self.problem(
-                            name, line_no, "missing",
+                            name,
+                            line_no,
+                            "missing",
                             f"chain {short} starts linked to a line that is not the line before it "
                             "(lines deleted or changed before it)",
                         )
@@ -389,11 +432,15 @@ class _Verifier:
             if suspect is not None:
                 if claimed == state.head:  # the line after the break is fine: the one before it changed
                     self.problem(
-                        suspect[0], suspect[1], "modified",
+                        suspect[0],
+                        suspect[1],
+                        "modified",
                         f"chain {short} seq {seq - 2}: its bytes are not those the next line hashed",
                     )
                 else:  # the line at the break changed (its own prev, or more)
-                    self.problem(suspect[2], suspect[3], "modified", f"chain {short} seq {seq - 1}: line changed")
+                    self.problem(
+                        suspect[2], suspect[3], "modified", f"chain {short} seq {seq - 1}: line changed"
+                    )
             elif is_link:
                 self.problem(name, line_no, "modified", f"chain {short} seq {seq} carries a link")
             elif claimed != state.head and not self.explain(chain_id, state, line_no, index):
@@ -407,30 +454,50 @@ class _Verifier:
                 return state
             count = seq - expected
             if not self.explain(chain_id, state, line_no, index, count):
-                if state.file != index and state.rotation and index not in self.skip_boundaries:
+                crossed = [b for b in self.numbering_gaps if state.file < b <= index]
+                if crossed:
+                    for boundary in crossed:
+                        if boundary not in self.gaps_shown:
+                            self.gaps_shown.add(boundary)
+                            for gone in self.numbering_gaps[boundary]:
+                                self.problem(
+                                    os.fspath(gone),
+                                    0,
+                                    "missing rotated file",
+                                    f"{gone.name} is gone: chain {short} seq {expected}..{seq - 1} "
+                                    "were in it",
+                                )
+                elif state.file != index and state.rotation:
                     self.problem(
-                        name, line_no, "missing rotated file",
+                        name,
+                        line_no,
+                        "missing rotated file",
                         f"chain {short} seq {expected}..{seq - 1} went on in a file that is gone "
                         f"(the chain left {state.path} at a rotation)",
                     )
-                elif state.file != index and index in self.skip_boundaries:
-                    pass  # the missing numbered file was reported
                 else:
                     state.gaps.append([expected, seq - 1, line_no, index])
                     if len(state.gaps) > 64:  # a wrecked chain: report the oldest gap now
                         self.gap_problem(name, chain_id, state.gaps.pop(0))
             self.advance(state, seq, digest, name, line_no, index)
+        elif claimed == state.head and not is_link:  # the next line, its seq changed
+            self.problem(name, line_no, "modified", f"chain {short}: seq {seq} where {expected} was due")
+            self.advance(state, expected, digest, name, line_no, index)
         else:
             for gap in state.gaps:
                 if gap[0] <= seq <= gap[1]:
                     self.problem(
-                        name, line_no, "reordered",
+                        name,
+                        line_no,
+                        "reordered",
                         f"chain {short} seq {seq} comes after seq {expected - 1} (line moved)",
                     )
                     self.fill(state, gap, seq)
                     return None
             self.problem(
-                name, line_no, "inserted",
+                name,
+                line_no,
+                "inserted",
                 f"chain {short} seq {seq} again, after seq {expected - 1} (duplicated or replayed line)",
             )
             return None
@@ -474,7 +541,9 @@ class _Verifier:
         first, last = gap[0], gap[1]
         what = f"seq {first}" if first == last else f"seq {first}..{last}"
         self.problem(
-            self.files[gap[3]] if gap[3] < len(self.files) else name, gap[2], "missing",
+            self.files[gap[3]] if gap[3] < len(self.files) else name,
+            gap[2],
+            "missing",
             f"chain {chain_id[:8]} {what} not in the log (deleted line)",
         )
 
@@ -483,6 +552,7 @@ class _Verifier:
         self, name: str, line_no: int, line: bytes, chain_id: str, seq: int, head: str | None, state: _Chain
     ) -> None:
         self.report.checkpoints += 1
+        state.checkpoints += 1
         try:
             record = orjson.loads(line)
             body = record["checkpoint"]
@@ -493,7 +563,9 @@ class _Verifier:
             self.problem(name, line_no, "modified", "checkpoint record is not well-formed")
             return
         if cp_chain != chain_id or last != seq - 1 or cp_head != head:
-            self.problem(name, line_no, "modified", "checkpoint does not match its chain (chain, seq or head)")
+            self.problem(
+                name, line_no, "modified", "checkpoint does not match its chain (chain, seq or head)"
+            )
         state.rotation = reason == "rotation"
         signature, key_id = body.get("signature"), body.get("key_id")
         if signature is None:
@@ -514,7 +586,9 @@ class _Verifier:
                 self.report.signatures_verified += 1
             else:
                 self.problem(
-                    name, line_no, "signature invalid",
+                    name,
+                    line_no,
+                    "signature invalid",
                     f"checkpoint of chain {chain_id[:8]} seq {first}..{last}: the signature does not verify "
                     "(a line it covers, or the checkpoint, was changed)",
                 )
@@ -522,19 +596,37 @@ class _Verifier:
         if seen is not None:
             if seen.head != cp_head or seen.first_seq != first:
                 self.problem(
-                    name, line_no, "modified",
+                    name,
+                    line_no,
+                    "modified",
                     f"checkpoint of chain {chain_id[:8]} up to seq {last} differs from the witness's copy "
                     "(the log was rewritten)",
                 )
             else:
                 self.report.witness_matched += 1
+                state.witnessed += 1
 
     # -- the end ---------------------------------------------------------------------
     def finish(self, log_names: set[str], earliest: str) -> None:
+        for boundary, gone in self.numbering_gaps.items():
+            if boundary not in self.gaps_shown:
+                self.report.notes.append(
+                    f"{', '.join(p.name for p in gone)} not found, but no chain lost a line there "
+                    "(a rotation interrupted by a crash renames files one by one)"
+                )
+        if self.witness_given:
+            for chain_id, state in self.chains.items():
+                if state.checkpoints and not state.witnessed:
+                    self.report.notes.append(
+                        f"chain {chain_id[:8]} ({state.path}): none of its {state.checkpoints} checkpoint(s) "
+                        "is in the witness (spans not exported, or the log was replaced)"
+                    )
         for chain_id, state in self.chains.items():
             if state.suspect is not None:
                 self.problem(
-                    state.suspect[0], state.suspect[1], "modified",
+                    state.suspect[0],
+                    state.suspect[1],
+                    "modified",
                     f"chain {chain_id[:8]}: its bytes are not those the next line hashed",
                 )
             for gap in state.gaps:
@@ -546,24 +638,31 @@ class _Verifier:
                 )
         beyond: dict[str, WitnessCheckpoint] = {}
         for (chain_id, last), seen in self.witness.items():
-            state = self.chains.get(chain_id)
-            if state is not None:
-                if last >= state.next - 1 and (chain_id not in beyond or beyond[chain_id].last_seq < last):
+            known = self.chains.get(chain_id)
+            if known is not None:
+                if last >= known.next - 1 and (chain_id not in beyond or beyond[chain_id].last_seq < last):
                     beyond[chain_id] = seen
-            elif seen.log in log_names and seen.timestamp >= earliest:
-                if chain_id not in beyond or beyond[chain_id].last_seq < last:
-                    beyond[chain_id] = seen
+            elif (
+                seen.log in log_names
+                and seen.timestamp >= earliest
+                and (chain_id not in beyond or beyond[chain_id].last_seq < last)
+            ):
+                beyond[chain_id] = seen
         for chain_id, seen in beyond.items():
-            state = self.chains.get(chain_id)
-            if state is None:
-                self.problem(
-                    seen.log, 0, "missing",
-                    f"chain {chain_id[:8]}, witnessed up to seq {seen.last_seq}, is in none of the files",
+            ended = self.chains.get(chain_id)
+            if ended is None:
+                # Not a problem by itself: another log of the same name (another host) reports to the
+                # same backend. Said, so that a log replaced whole (new chains) is not silent.
+                self.report.notes.append(
+                    f"the witness holds chain {chain_id[:8]} of a log named {seen.log!r} (up to seq "
+                    f"{seen.last_seq}, {seen.timestamp}) that is in none of the files"
                 )
             else:
                 self.problem(
-                    state.path, state.line, "truncated",
-                    f"chain {chain_id[:8]} ends at seq {state.next - 1}; the witness holds a checkpoint "
+                    ended.path,
+                    ended.line,
+                    "truncated",
+                    f"chain {chain_id[:8]} ends at seq {ended.next - 1}; the witness holds a checkpoint "
                     f"up to seq {seen.last_seq} (the log's tail was cut)",
                 )
 
@@ -581,17 +680,11 @@ def verify_logs(
     """
     files, missing = log_files(paths)
     report = VerifyReport(files=[os.fspath(p) for p in files])
-    if isinstance(witness, (str, os.PathLike)):
-        witnessed: Iterable[WitnessCheckpoint] = read_witness(witness)
-    else:
-        witnessed = witness or []
+    witnessed: Iterable[WitnessCheckpoint] | None
+    witnessed = read_witness(witness) if isinstance(witness, (str, os.PathLike)) else witness
     verifier = _Verifier(public_keys, witnessed, report)
     for gone, following in missing:
-        index = files.index(following)
-        verifier.skip_boundaries.add(index)
-        verifier.problem(
-            os.fspath(gone), 0, "missing rotated file", f"{gone.name} is gone (between the files before and {following.name})"
-        )
+        verifier.numbering_gaps.setdefault(files.index(following), []).append(gone)
     for index, path in enumerate(files):
         verifier.read(path, index)
     verifier.finish({p.name for p in map(Path, paths)}, _first_timestamp(files))
