@@ -38,6 +38,7 @@ import base64
 import hashlib
 import os
 import re
+from binascii import hexlify
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ _CHECKPOINT_PREFIX = b'{"event_type":"' + CHECKPOINT_EVENT_TYPE.encode() + b'"'
 _CHAIN_TAIL = re.compile(
     rb',"chain":\{"id":"([0-9a-f]{32})","seq":(0|[1-9][0-9]{0,18}),"(prev|link)":(?:"([0-9a-f]{64})"|null)\}\}$'
 )
+_PREV_TAIL = b',"prev":"'
+_ID_KEY = b',"chain":{"id":"'
+_SEQ_KEY = b'","seq":'
 _NUMBERED = re.compile(r"^(?P<base>.+)\.(?P<n>[1-9][0-9]*)$")
 
 
@@ -249,7 +253,7 @@ class _Chain:
         "witnessed",
     )
 
-    def __init__(self, seq: int, head: str, path: str, line: int, file: int) -> None:
+    def __init__(self, seq: int, head: bytes, path: str, line: int, file: int) -> None:
         self.first = seq
         self.next = seq + 1
         self.head = head
@@ -275,6 +279,7 @@ class _Verifier:
         self.keys = public_keys
         self.report = report
         self.chains: dict[str, _Chain] = {}
+        self.by_id: dict[bytes, _Chain] = {}  # the same, by the id's bytes (the fast path)
         self.reported: set[tuple[str, int]] = set()
         self.pending: list[tuple[str, int, int, bool]] = []  # unexplained lines: path, line, file, torn
         self.witness: dict[tuple[str, int], WitnessCheckpoint] = {}
@@ -302,57 +307,60 @@ class _Verifier:
     def read(self, path: Path, index: int) -> None:
         """Check one file (a chain's link is to a line of the same file: none before its first)."""
         name = os.fspath(path)
-        before: str | None = None  # hash of the line before, for a chain's link
-        chains = self.chains
+        before: bytes | None = None  # hash of the line before, for a chain's link
+        by_id = self.by_id
         sha256 = hashlib.sha256
         tail = _CHAIN_TAIL.match
-        line_no = 0
+        line_no = records = 0
         with open(path, "rb") as f:
             for raw in f:
                 line_no += 1
                 line = raw[:-1] if raw[-1:] == b"\n" else raw
-                digest = sha256(line).hexdigest()
+                digest = hexlify(sha256(line).digest())
+                # The common case without a regular expression: the next line of a known chain,
+                # '...,"chain":{"id":"<id>","seq":<n>,"prev":"<64 hex>"}}' in its fixed layout.
+                if line[-76:-67] == _PREV_TAIL:
+                    at = line.rfind(_ID_KEY, 0, len(line) - 76)
+                    state = by_id.get(line[at + 16 : at + 48]) if at >= 0 else None
+                    if state is not None and state.suspect is None and line[at + 48 : at + 56] == _SEQ_KEY:
+                        number = line[at + 56 : -76]
+                        if (
+                            line[-67:-3] == state.head
+                            and number.isdigit()
+                            and int(number) == state.next
+                            and line[-3:] == b'"}}'
+                        ):
+                            records += 1
+                            state.next += 1
+                            state.head = digest
+                            state.line = line_no
+                            if state.file != index:
+                                state.file, state.path = index, name
+                            if state.rotation:
+                                state.rotation = False
+                            if line.startswith(_CHECKPOINT_PREFIX):
+                                seq = state.next - 1
+                                chain_id = line[at + 16 : at + 48].decode()
+                                self.checkpoint(name, line_no, line, chain_id, seq, line[-67:-3], state)
+                            before = digest
+                            continue
                 at = line.rfind(CHAIN_KEY)
                 found = tail(line, at) if at >= 0 else None
                 if found is None:
                     self.unchained(name, line_no, index, line, raw)
                     before = digest
                     continue
-                self.report.records += 1
+                records += 1
                 chain_id = found.group(1).decode()
                 seq = int(found.group(2))
-                value = found.group(4)
-                claimed = None if value is None else value.decode()
-                state = chains.get(chain_id)
-                if (
-                    state is not None
-                    and seq == state.next
-                    and claimed == state.head
-                    and state.suspect is None
-                    and found.group(3) == b"prev"
-                ):
-                    # the common case, inline: the next line of a known chain
-                    state.next = seq + 1
-                    state.head = digest
-                    state.line = line_no
-                    state.path = name
-                    state.file = index
-                    state.rotation = False
-                else:
-                    state = self.record(
-                        name,
-                        line_no,
-                        index,
-                        chain_id,
-                        seq,
-                        found.group(3) == b"link",
-                        claimed,
-                        digest,
-                        before,
-                    )
-                if line.startswith(_CHECKPOINT_PREFIX) and state is not None:
-                    self.checkpoint(name, line_no, line, chain_id, seq, claimed, state)
+                claimed = found.group(4)
+                chained = self.record(
+                    name, line_no, index, chain_id, seq, found.group(3) == b"link", claimed, digest, before
+                )
+                if line.startswith(_CHECKPOINT_PREFIX) and chained is not None:
+                    self.checkpoint(name, line_no, line, chain_id, seq, claimed, chained)
                 before = digest
+        self.report.records += records
         self.report.lines += line_no
 
     def unchained(self, name: str, line_no: int, index: int, line: bytes, raw: bytes) -> None:
@@ -381,9 +389,9 @@ class _Verifier:
         chain_id: str,
         seq: int,
         is_link: bool,
-        claimed: str | None,
-        digest: str,
-        before: str | None,
+        claimed: bytes | None,
+        digest: bytes,
+        before: bytes | None,
     ) -> _Chain | None:
         state = self.chains.get(chain_id)
         short = chain_id[:8]
@@ -424,6 +432,7 @@ class _Verifier:
                 )
             state = _Chain(seq, digest, name, line_no, index)
             self.chains[chain_id] = state
+            self.by_id[chain_id.encode()] = state
             self.report.chains += 1
             return state
         expected = state.next
@@ -503,7 +512,7 @@ class _Verifier:
             return None
         return state
 
-    def advance(self, state: _Chain, seq: int, digest: str, name: str, line_no: int, index: int) -> None:
+    def advance(self, state: _Chain, seq: int, digest: bytes, name: str, line_no: int, index: int) -> None:
         if state.suspect is not None and state.suspect[3] != line_no:
             # a break followed by something other than the next line: report the earlier line
             suspect, state.suspect = state.suspect, None
@@ -549,7 +558,7 @@ class _Verifier:
 
     # -- checkpoints -----------------------------------------------------------------
     def checkpoint(
-        self, name: str, line_no: int, line: bytes, chain_id: str, seq: int, head: str | None, state: _Chain
+        self, name: str, line_no: int, line: bytes, chain_id: str, seq: int, head: bytes | None, state: _Chain
     ) -> None:
         self.report.checkpoints += 1
         state.checkpoints += 1
@@ -562,7 +571,7 @@ class _Verifier:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             self.problem(name, line_no, "modified", "checkpoint record is not well-formed")
             return
-        if cp_chain != chain_id or last != seq - 1 or cp_head != head:
+        if cp_chain != chain_id or last != seq - 1 or cp_head.encode() != head:
             self.problem(
                 name, line_no, "modified", "checkpoint does not match its chain (chain, seq or head)"
             )
