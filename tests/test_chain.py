@@ -536,6 +536,27 @@ def test_a_bad_signing_key_is_a_configuration_error_naming_the_setting(tmp_path:
         )
 
 
+def test_a_signing_key_turns_the_chain_on_and_refuses_it_turned_off(tmp_path: Path) -> None:
+    key, _, _ = generate_key_pair(tmp_path / "keys")
+    handle = configure(output_dir=tmp_path / "out", set_global=False, signing_key=key)
+    handle.shutdown()
+    assert (
+        verify_logs([tmp_path / "out" / "audit.jsonl"]).signatures_unchecked == 0
+    )  # empty log, no checkpoint
+    with pytest.raises(ConfigurationError, match=r"^AUDITSPAN_SIGNING_KEY / signing_key: .*AUDITSPAN_CHAIN"):
+        configure(
+            output_dir=tmp_path / "out2",
+            set_global=False,
+            environ={"AUDITSPAN_CHAIN": "false", "AUDITSPAN_SIGNING_KEY": str(key)},
+        )
+    handle = configure(output_dir=tmp_path / "out3", set_global=False, signing_key=key)
+    emitter = handle.emitter("s1")
+    emitter.emit_turn_start(agent_id="a", prompt="hi")
+    handle.shutdown()
+    report = verify_logs([tmp_path / "out3" / "audit.jsonl"])
+    assert report.intact and report.chains == 1 and report.signatures_unchecked == 1
+
+
 def test_keygen_writes_a_0600_private_key_it_never_prints(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
