@@ -247,17 +247,14 @@ def test_two_swapped_lines_are_named_reordered(corpus: Corpus, tmp_path: Path, s
 
 def forge(lines: list[bytes], index: int, new_line: bytes) -> list[bytes]:
     """Replace line ``index`` and recompute the chain after it, as an attacker without the key would:
-    every later prev, and every checkpoint's head, made to match (the signatures cannot be)."""
-    renamed: dict[bytes, bytes] = {}
+    every later prev, and every checkpoint's head, made to match (the signatures cannot be).
+    (A line names only the hash of the line before it: its prev, and a checkpoint's head.)"""
     out = lines[:index]
-    for i, line in enumerate(lines[index:]):
-        if i == 0:
-            body = new_line
-        else:
-            body = line
-            for old, new in renamed.items():
-                body = body.replace(old, new)
-        renamed[line_hash(line).encode()] = line_hash(body).encode()
+    old, new = line_hash(lines[index]).encode(), line_hash(new_line).encode()
+    out.append(new_line)
+    for line in lines[index + 1 :]:
+        body = line.replace(old, new)
+        old, new = line_hash(line).encode(), line_hash(body).encode()
         out.append(body)
     return out
 
@@ -363,7 +360,7 @@ def test_no_false_alarm_on_88_small_logs_written_in_process(tmp_path: Path) -> N
             "signer": signer if n % 2 else None,
         }
         if n % 3 == 0:
-            options.update(rotate_bytes=rng.choice([3_000, 20_000]), retain=1_000)
+            options.update(rotate_bytes=rng.choice([3_000, 20_000]), retain=400)
         writers = rng.randint(1, 3)  # writers one after the other on the same file
         for _ in range(writers):
             write_log(folder / "audit.jsonl", rng.randint(1, 300), witness_provider=provider, **options)
@@ -623,3 +620,18 @@ def test_replay_show_and_validate_accept_chained_logs(corpus: Corpus, tmp_path: 
     assert check_record(checkpoint) == []
     del checkpoint["checkpoint"]["head"]
     assert check_record(checkpoint) != []
+
+
+def test_a_stream_target_is_chained_too(tmp_path: Path) -> None:
+    import io
+
+    stream = io.BytesIO()
+    log = JsonLinesAuditLog(stream, chain=True, checkpoint_every=10)
+    log.export_lines([record_line(n) for n in range(25)])
+    log.shutdown()
+    path = tmp_path / "from-stream.jsonl"
+    path.write_bytes(stream.getvalue())
+    report = verify_logs([path])
+    assert report.intact and report.records == 25 + 3 and report.checkpoints == 3
+    first = json.loads(stream.getvalue().splitlines()[0])
+    assert first["chain"]["seq"] == 0 and first["chain"]["link"] is None
