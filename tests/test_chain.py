@@ -635,3 +635,28 @@ def test_a_stream_target_is_chained_too(tmp_path: Path) -> None:
     assert report.intact and report.records == 25 + 3 and report.checkpoints == 3
     first = json.loads(stream.getvalue().splitlines()[0])
     assert first["chain"]["seq"] == 0 and first["chain"]["link"] is None
+
+
+def test_sigterm_closes_the_chain_with_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    code = textwrap.dedent(
+        """
+        import sys, time
+        sys.path.insert(0, {tests!r})
+        from test_chain import record_line
+        from auditspan import _signals
+        from auditspan.audit_log import JsonLinesAuditLog
+        log = JsonLinesAuditLog(sys.argv[1], chain=True)
+        _signals.install()
+        log.export_lines([record_line(n) for n in range(30)])
+        print("ready", flush=True)
+        time.sleep(30)
+        """
+    ).format(tests=str(Path(__file__).parent))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == -signal.SIGTERM
+    last = json.loads(path.read_bytes().splitlines()[-1])
+    assert last["checkpoint"]["reason"] == "signal" and last["checkpoint"]["last_seq"] == 29
+    assert verify_logs([path]).intact

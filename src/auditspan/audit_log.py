@@ -708,7 +708,8 @@ def _flush_for_signal(deadline: float) -> bool:
     for log in logs:
         if not log._closed:
             log.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
-            log._maybe_checkpoint("signal", force=True)  # the process may end now: close its chain
+            # The process may end now: close its chain (bounded, as the flush).
+            log._maybe_checkpoint("signal", force=True, timeout=max(0.0, deadline - time.monotonic()))
     return True
 
 
@@ -1020,12 +1021,16 @@ class JsonLinesAuditLog:
                 waits.append(due + 0.001)
         return min(waits) if waits else None
 
-    def _maybe_checkpoint(self, reason: str = "interval", *, force: bool = False) -> None:
-        """Write a checkpoint when one is due (``force``: whenever lines are uncovered)."""
+    def _maybe_checkpoint(
+        self, reason: str = "interval", *, force: bool = False, timeout: float = -1
+    ) -> None:
+        """Write a checkpoint when one is due (``force``: whenever lines are uncovered); gives up
+        when the I/O lock is not free within ``timeout`` seconds (a write stuck on a stalled pipe)."""
         chain = self._sink.chain
         if chain is None or not (chain.pending() if force else chain.due()):
             return
-        self._io_acquire()
+        if not self._io_acquire(timeout):
+            return
         try:
             self._sink.checkpoint(reason)
         except OSError as exc:
