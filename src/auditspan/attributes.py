@@ -115,3 +115,17 @@ EVENT_TYPE: Final = "auditspan.event_type"
 EVENT_METADATA: Final = "auditspan.metadata"
 #: ... and each seed field ``f`` as ``auditspan.<f>`` (``auditspan.action``, ...).
 EVENT_FIELD_PREFIX: Final = PREFIX
+
+# --- the audit log's checkpoints, witnessed in the trace pipeline -------------------
+#: The span each checkpoint of the audit log's hash chain is also sent as (a root span of its own).
+CHECKPOINT_SPAN_NAME: Final = "auditspan.checkpoint"
+CHECKPOINT_CHAIN: Final = "auditspan.checkpoint.chain"
+CHECKPOINT_FIRST_SEQ: Final = "auditspan.checkpoint.first_seq"
+CHECKPOINT_LAST_SEQ: Final = "auditspan.checkpoint.last_seq"
+CHECKPOINT_HEAD: Final = "auditspan.checkpoint.head"
+CHECKPOINT_REASON: Final = "auditspan.checkpoint.reason"
+CHECKPOINT_TIMESTAMP: Final = "auditspan.checkpoint.timestamp"
+CHECKPOINT_KEY_ID: Final = "auditspan.checkpoint.key_id"
+CHECKPOINT_SIGNATURE: Final = "auditspan.checkpoint.signature"
+#: The audit log's file name (no folder): which log the checkpoint is of.
+CHECKPOINT_LOG: Final = "auditspan.checkpoint.log"

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
 from . import _fork, _signals
+from ._chain import DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_S, Checkpoint, Signer, WriterChain
 from .records import encode_record
 
 if sys.platform != "win32":
@@ -105,6 +106,10 @@ _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _SYSTEM_LINK = re.compile(r"^/(?:dev/(?:stdout|stderr)|dev/fd/\d+|proc/self/fd/\d+)$")
 #: The longest a fork waits for a write in progress before it goes ahead.
 _FORK_WAIT_S = 5.0
+#: Room kept in a file for the checkpoint written at rotation (a signed one is about 450 bytes).
+_CHECKPOINT_RESERVE = 600
+#: The longest last line read to link a new chain to (a longer one is linked by its last bytes).
+_LINK_READ_MAX = 1 << 24
 
 
 class AuditLogExportResult(enum.Enum):
@@ -139,6 +144,7 @@ class AuditLogStats:
 
     records_accepted: int = 0
     records_written: int = 0
+    checkpoints: int = 0
     records_failed: int = 0
     bytes_written: int = 0
     write_errors: int = 0
@@ -204,6 +210,9 @@ class _Sink:
         self._reopen = False  # set in a forked child: get an open file of its own
         self._mode_reported = False
         self.on_sync_error: Callable[[OSError], None] | None = None
+        self.chain: WriterChain | None = None  # set by the log: lines are sealed into its chain
+        self.witnessed: list[Checkpoint] = []  # checkpoints written, for the log to witness
+        self._known_end = -1  # where this writer's last write ended (another process wrote if not)
         if isinstance(target, (str, os.PathLike)):
             self.path = Path(target)
             self._follow = follow_symlinks or bool(_SYSTEM_LINK.match(os.fspath(target)))
@@ -311,16 +320,7 @@ class _Sink:
         Raises ``_WriteError`` telling how many lines got into the file before it failed.
         """
         if self.stream is not None:
-            data = b"".join(lines)
-            try:
-                try:
-                    self.stream.write(data.decode("utf-8"))
-                except TypeError:  # a binary stream
-                    self.stream.write(data)
-                self.stream.flush()
-            except Exception as exc:
-                raise _WriteError(0, 0, exc) from exc
-            return 0
+            return self._write_stream(lines)
         if not self.regular and not self._reopen and self._fd >= 0:
             return self._write_pipe(lines)
         done = rotations = 0
@@ -330,23 +330,155 @@ class _Sink:
                 return self._write_pipe(lines)
             with self._locked(fd):
                 fd = self._follow_rotation(fd)
+                chain = self.chain
                 while done < len(lines):
-                    if self._check_tail:  # a file not empty when opened (also one rotated to)
-                        self._end_torn_line(fd)
-                    size = os.lseek(fd, 0, os.SEEK_END)
-                    end = self._fitting(lines, done, size)
-                    if end == done:
+                    size = self._prepare(fd)
+                    if chain is not None and chain.due():
+                        self._write_checkpoint(fd, size, "count")
+                        continue
+                    if chain is None:
+                        piece: Sequence[bytes] = lines[done:]
+                    else:
+                        piece = chain.seal(lines[done : done + chain.room()])
+                    end = self._fitting(piece, 0, size)
+                    if end == 0:
+                        if chain is not None and chain.pending():
+                            self._write_checkpoint(fd, size, "rotation")
                         fd = self._rotate(fd)
                         rotations += 1
                         continue
-                    self._write_all(fd, b"".join(lines[done:end]), size)
-                    done = end
+                    data = b"".join(piece[:end])
+                    self._write_all(fd, data, size)
+                    self._known_end = size + len(data)
+                    done += end
+                    if chain is not None:
+                        chain.commit(end)
+                        if chain.seq - chain.covered >= chain.every:
+                            self._write_checkpoint(fd, self._known_end, "count")
         except OSError as exc:
             raise _WriteError(done, rotations, exc) from exc
         return rotations
 
+    def _prepare(self, fd: int) -> int:
+        """Under the lock, before a write: end a torn last line, start the chain; the file's size."""
+        if self._check_tail:  # a file not empty when opened (also one rotated to)
+            self._end_torn_line(fd)
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size and size != self._known_end and self._known_end >= 0:
+            # Another process wrote since our last write: it may have died mid-line.
+            self._end_torn_line(fd)
+            size = os.lseek(fd, 0, os.SEEK_END)
+        self._known_end = size
+        chain = self.chain
+        if chain is not None and chain.seq == 0:
+            # Until its first line is in, a chain links to the last line of the file it lands in
+            # (a rotation, or following another process's, may have switched files since).
+            chain.start(self._last_line(fd, size))
+        return size
+
+    def _write_checkpoint(self, fd: int, size: int, reason: str) -> None:
+        """Under the lock: append the chain's checkpoint."""
+        assert self.chain is not None
+        line, checkpoint = self.chain.checkpoint_line(reason)
+        self._write_all(fd, line, size)
+        self._known_end = size + len(line)
+        self.chain.checkpoint_written()
+        self.witnessed.append(checkpoint)
+
+    def checkpoint(self, reason: str) -> None:
+        """Append a checkpoint of the lines no checkpoint covers yet (none pending: nothing).
+
+        The caller holds the I/O lock. Raises OSError when it cannot be written.
+        """
+        chain = self.chain
+        if chain is None or not chain.pending():
+            return
+        if self.stream is not None or not self.regular:
+            line, checkpoint = chain.checkpoint_line(reason)
+            if self.stream is not None:
+                try:
+                    self.stream.write(line.decode("utf-8"))
+                except TypeError:
+                    self.stream.write(line)
+                self.stream.flush()
+            else:
+                self._write_all(self._fd, line, None)
+            chain.checkpoint_written()
+            self.witnessed.append(checkpoint)
+            return
+        fd = self._current()
+        with self._locked(fd):
+            fd = self._follow_rotation(fd)
+            self._write_checkpoint(fd, self._prepare(fd), reason)
+
+    def _seal_unlocked(self, lines: Sequence[bytes]) -> Sequence[bytes]:
+        """Seal for a target without a file lock (stream, pipe): no line to link to."""
+        chain = self.chain
+        if chain is None:
+            return lines
+        if not chain.started:
+            chain.start(None)
+        return chain.seal(lines)
+
+    def _commit(self, count: int) -> None:
+        if self.chain is not None:
+            self.chain.commit(count)
+
+    def _last_line(self, fd: int, size: int) -> bytes | None:
+        """The file's last line without its newline (None in an empty file), read through the path."""
+        assert self.path is not None
+        if not size:
+            return None
+        flags = (
+            os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if self._follow else getattr(os, "O_NOFOLLOW", 0))
+        )
+        reader = os.open(self.path, flags)
+        try:
+            a, b = os.fstat(reader), os.fstat(fd)
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+                raise _path_error(errno.EAGAIN, self.path, "was replaced while its last line was read")
+            end = size - 1 if os.pread(reader, 1, size - 1) == b"\n" else size
+            chunk = 65_536
+            while True:
+                start = max(0, end - chunk)
+                data = os.pread(reader, end - start, start)
+                cut = data.rfind(b"\n")
+                if cut >= 0:
+                    return data[cut + 1 :]
+                if start == 0 or chunk >= _LINK_READ_MAX:
+                    return data
+                chunk *= 4
+        finally:
+            os.close(reader)
+
+    def _write_stream(self, lines: Sequence[bytes]) -> int:
+        """Write to the caller's stream, a checkpoint after every ``checkpoint_every`` chained lines."""
+        assert self.stream is not None
+        chain = self.chain
+        done = 0
+        while done < len(lines):
+            chunk = lines[done : done + chain.room()] if chain is not None else lines
+            data = b"".join(self._seal_unlocked(chunk))
+            try:
+                try:
+                    self.stream.write(data.decode("utf-8"))
+                except TypeError:  # a binary stream
+                    self.stream.write(data)
+                self.stream.flush()
+            except Exception as exc:
+                raise _WriteError(done, 0, exc) from exc
+            self._commit(len(chunk))
+            done += len(chunk)
+            if chain is not None and chain.seq - chain.covered >= chain.every:
+                try:
+                    self.checkpoint("count")
+                except Exception as exc:  # the lines are written; the checkpoint comes later
+                    raise _WriteError(done, 0, exc) from exc
+        return 0
+
     def _write_pipe(self, lines: Sequence[bytes]) -> int:
         done = 0
+        lines = self._seal_unlocked(lines)
         try:
             while done < len(lines):
                 end, size = done + 1, len(lines[done])
@@ -356,7 +488,16 @@ class _Sink:
                 self._write_all(self._fd, b"".join(lines[done:end]), None)
                 done = end
         except OSError as exc:
+            self._commit(done)
             raise _WriteError(done, 0, exc) from exc
+        self._commit(done)
+        chain = self.chain
+        if chain is not None and chain.seq - chain.covered >= chain.every:
+            # A pipe takes whole batches: its count checkpoint follows the batch that reached it.
+            try:
+                self.checkpoint("count")
+            except OSError as exc:
+                raise _WriteError(done, 0, exc) from exc
         return 0
 
     def _fitting(self, lines: Sequence[bytes], start: int, size: int) -> int:
@@ -364,7 +505,8 @@ class _Sink:
         if not self._rotate_bytes:
             return len(lines)
         end, total = start, size
-        while end < len(lines) and (total == 0 or total + len(lines[end]) <= self._rotate_bytes):
+        limit = self._rotate_bytes - (_CHECKPOINT_RESERVE if self.chain is not None else 0)
+        while end < len(lines) and (total == 0 or total + len(lines[end]) <= limit):
             total += len(lines[end])
             end += 1
         return end
@@ -501,6 +643,10 @@ class _Sink:
         # flock: it needs its own to lock against the parent.
         if self.regular:
             self._reopen = True
+        self._known_end = -1
+        self.witnessed.clear()
+        if self.chain is not None:
+            self.chain.after_fork()
 
 
 def _make_parent(path: Path) -> None:
@@ -562,6 +708,8 @@ def _flush_for_signal(deadline: float) -> bool:
     for log in logs:
         if not log._closed:
             log.force_flush(max(0, int((deadline - time.monotonic()) * 1000)))
+            # The process may end now: close its chain (bounded, as the flush).
+            log._maybe_checkpoint("signal", force=True, timeout=max(0.0, deadline - time.monotonic()))
     return True
 
 
@@ -600,6 +748,14 @@ class JsonLinesAuditLog:
         follow_symlinks: write through a symbolic link at the path's last
             component (off: such a path is refused, so that nobody can point
             the log at another file).
+        chain: seal every line into this writer's hash chain and write
+            checkpoints (see ``auditspan._chain``).
+        signer: signs checkpoints (``auditspan.signing.load_signer(path)``).
+        checkpoint_every, checkpoint_interval_s: a checkpoint every this many
+            records, or this many seconds after the first record none covers.
+        witness: called with each checkpoint written, off the I/O lock (the
+            writer thread, or the agent's under ``fsync="always"``); must not
+            block. ``configure()`` sends it into the trace pipeline.
 
     Raises:
         ValueError: for an unknown ``fsync`` policy or a non-positive bound.
@@ -620,6 +776,11 @@ class JsonLinesAuditLog:
         retain: int = 5,
         batch_size: int = 4_096,
         follow_symlinks: bool = False,
+        chain: bool = False,
+        signer: Signer | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
+        witness: Callable[[Checkpoint], None] | None = None,
     ) -> None:
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}; got {fsync!r}")
@@ -635,6 +796,12 @@ class JsonLinesAuditLog:
         self._batch_size = batch_size
         self._sink = _Sink(target, rotate_bytes, retain, follow_symlinks=follow_symlinks)
         self._sink.on_sync_error = self._sync_failed
+        if chain:
+            name = self._sink.path.name if self._sink.path is not None else ""
+            self._sink.chain = WriterChain(
+                log_name=name, signer=signer, every=checkpoint_every, interval_s=checkpoint_interval_s
+            )
+        self.witness = witness
         self.stats = AuditLogStats()
         self._queue: deque[bytes] = deque()
         self._lock = threading.RLock()  # the lock a Condition() makes for itself, named for export_lines
@@ -658,6 +825,11 @@ class JsonLinesAuditLog:
             self._start_writer()
         _live.add(self)
         _fork.track(self, tier=1)
+
+    @property
+    def chained(self) -> bool:
+        """Lines are sealed into a hash chain, with checkpoints."""
+        return self._sink.chain is not None
 
     @property
     def path(self) -> Path | None:
@@ -751,6 +923,7 @@ class JsonLinesAuditLog:
                 synced = self._sync_locked()
         finally:
             self._io_release()
+        self._witness()
         with self._cond:
             self.stats.rotations += rotations
             self.stats.records_written += done
@@ -792,14 +965,16 @@ class JsonLinesAuditLog:
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
-                    self._cond.wait(self._fsync_interval_s if self.fsync == "interval" else None)
-                    if self.fsync == "interval" and not self._queue:
+                    wait = self._idle_wait()
+                    self._cond.wait(wait)
+                    if wait is not None and not self._queue:
                         break
                 if not self._queue and self._closed:
                     return
                 batch = [self._queue.popleft() for _ in range(min(self._batch_size, len(self._queue)))]
                 self._in_flight = len(batch)
             if not batch:
+                self._maybe_checkpoint()
                 self._maybe_sync(idle=True)
                 continue
             self._io_acquire()
@@ -807,6 +982,7 @@ class JsonLinesAuditLog:
                 done, rotations, failure = self._write_lines(batch)
             finally:
                 self._io_release()
+            self._witness()
             with self._cond:
                 self.stats.rotations += rotations
                 self.stats.records_written += done
@@ -834,6 +1010,53 @@ class JsonLinesAuditLog:
                 return
             time.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
+
+    def _idle_wait(self) -> float | None:
+        """How long the idle writer sleeps: until the fsync interval or the next checkpoint is due."""
+        waits = [self._fsync_interval_s] if self.fsync == "interval" else []
+        chain = self._sink.chain
+        if chain is not None:
+            due = chain.seconds_to_due()  # read without the I/O lock: a stale value only wakes early
+            if due is not None:
+                waits.append(due + 0.001)
+        return min(waits) if waits else None
+
+    def _maybe_checkpoint(
+        self, reason: str = "interval", *, force: bool = False, timeout: float = -1
+    ) -> None:
+        """Write a checkpoint when one is due (``force``: whenever lines are uncovered); gives up
+        when the I/O lock is not free within ``timeout`` seconds (a write stuck on a stalled pipe)."""
+        chain = self._sink.chain
+        if chain is None or not (chain.pending() if force else chain.due()):
+            return
+        if not self._io_acquire(timeout):
+            return
+        try:
+            self._sink.checkpoint(reason)
+        except OSError as exc:
+            self._report_failure(exc)
+        except Exception:  # a bug must not kill the writer thread
+            _logger.exception("auditspan: audit log checkpoint failed")
+        finally:
+            self._io_release()
+        self._witness()
+
+    def _witness(self) -> None:
+        """Hand the checkpoints just written to the witness (off the I/O lock). Never raises."""
+        sink = self._sink
+        if not sink.witnessed:
+            return
+        with self._cond:
+            checkpoints, sink.witnessed = sink.witnessed, []
+            self.stats.checkpoints += len(checkpoints)
+        witness = self.witness
+        if witness is None:
+            return
+        for checkpoint in checkpoints:
+            try:
+                witness(checkpoint)
+            except Exception:
+                _logger.exception("auditspan: the audit log's checkpoint witness failed")
 
     def _maybe_sync(self, *, idle: bool) -> None:
         if self.fsync == "none":
@@ -923,11 +1146,16 @@ class JsonLinesAuditLog:
         if not self._io_acquire(timeout_millis / 1000):
             return  # a write is stuck (a stalled pipe): leave the descriptor to the process's exit
         try:
+            self._sink.checkpoint("shutdown")
+        except Exception as exc:
+            self._report_failure(exc)
+        try:
             self._sink.close()
         except OSError as exc:
             self._sync_failed(exc)
         finally:
             self._io_release()
+        self._witness()
         _live.discard(self)
 
     # -- fork --------------------------------------------------------------------

@@ -298,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _reading_options(policy)
     policy.set_defaults(handler=_cmd_policy_input)
+
+    from ._verify_cli import add_commands
+
+    add_commands(commands, _command)
     return parser
 
 

@@ -20,6 +20,10 @@ and a few of its own:
 ``AUDITSPAN_FLUSH_ON_SIGNAL``  ``true`` (default): flush the audit log on SIGTERM,
                            SIGINT and SIGHUP before the application's handler;
                            ``false`` installs no handler
+``AUDITSPAN_CHAIN``        ``true``: hash-chain the audit log, with checkpoints
+                           (default: ``true`` when a signing key is set, else ``false``)
+``AUDITSPAN_SIGNING_KEY``  Ed25519 private key file (``auditspan keygen``) that signs
+                           the audit log's checkpoints (unset: unsigned)
 =========================  ====================================================
 
 With no endpoint and no exporter configured, spans go to
@@ -57,12 +61,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from . import _fork, _signals
 from ._bounded import run_bounded
+from ._chain import Signer, span_witness
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
 from .classification import Classifier
 from .collector import EVENTS_AS, SpanCollector
 from .emitter import AuditEmitter
 from .redaction import CapturePolicy, Redactor
 from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
+from .signing import SigningError, load_signer
 
 __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
 
@@ -281,6 +287,8 @@ def configure(
     classification_rules: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     flush_on_signal: bool | None = None,
+    chain: bool | None = None,
+    signing_key: str | os.PathLike[str] | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
     """Set up traces, log events and the canonical audit log; return the handle.
@@ -314,6 +322,12 @@ def configure(
             application's, or the default action: the process still ends, with the
             signal's status). Installed from the main thread only, for signals not
             ignored; else ``AUDITSPAN_FLUSH_ON_SIGNAL`` (default true).
+        chain: seal the audit log's records into hash chains with checkpoints witnessed in the
+            trace pipeline (see the README's Tamper evidence); else ``AUDITSPAN_CHAIN`` (default:
+            true when a signing key is set, else false).
+        signing_key: an Ed25519 private key file (PEM, ``auditspan keygen``) that signs the
+            audit log's checkpoints; else ``AUDITSPAN_SIGNING_KEY``; else unsigned. Needs the
+            ``auditspan[signing]`` extra.
         collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
 
     Raises:
@@ -345,6 +359,14 @@ def configure(
         else "AUDITSPAN_OUTPUT_DIR / audit_log"
     )
     on_signal = _flag(env, "AUDITSPAN_FLUSH_ON_SIGNAL", flush_on_signal, "flush_on_signal")
+    # A signing key asks for the chain: on unless turned off, and then the key is refused.
+    keyed = signing_key is not None or bool(env.get("AUDITSPAN_SIGNING_KEY", "").strip())
+    chained = _flag(env, "AUDITSPAN_CHAIN", chain, "chain", default=keyed)
+    if keyed and not chained:
+        raise ConfigurationError(
+            "AUDITSPAN_SIGNING_KEY / signing_key: set, but AUDITSPAN_CHAIN / chain is false: "
+            "there are no checkpoints to sign"
+        )
     log_exporter: Any = None
     if log_target is not None:
         if isinstance(log_target, (str, os.PathLike)):
@@ -353,8 +375,9 @@ def configure(
                 raise ConfigurationError(
                     f"AUDITSPAN_FSYNC: must be one of {', '.join(FSYNC_POLICIES)}, got {fsync!r}"
                 )
+            signer = _signer(signing_key, env) if chained else None
             try:
-                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync)
+                log_exporter = JsonLinesAuditLog(log_target, fsync=fsync, chain=chained, signer=signer)
             except OSError as exc:
                 where = os.fspath(log_target)
                 raise ConfigurationError(
@@ -389,6 +412,10 @@ def configure(
         provider.add_span_processor(_pipeline(span_exporter, stats, destinations, pipelines))
         destinations["traces"] = repr(span_exporter)
 
+    if isinstance(log_exporter, JsonLinesAuditLog) and log_exporter.chained and log_exporter.witness is None:
+        # Each checkpoint also goes into the trace pipeline: the backend keeps a copy to verify against.
+        log_exporter.witness = span_witness(provider)
+
     logger_provider = None
     if settings.events_as != "span_events":  # no log records are sent otherwise: no pipeline, no file
         logger_provider = _logger_provider(settings, provider, destinations)
@@ -422,12 +449,16 @@ def configure(
     return handle
 
 
-def _flag(env: Mapping[str, str], name: str, value: bool | None, argument: str) -> bool:
-    """A true/false setting: the argument if given, else the environment variable (default true)."""
+def _flag(
+    env: Mapping[str, str], name: str, value: bool | None, argument: str, *, default: bool = True
+) -> bool:
+    """A true/false setting: the argument if given, else the environment variable (else ``default``)."""
     if value is not None:
         return bool(value)
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "1", "true", "yes", "on"):
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
@@ -611,6 +642,17 @@ def embedded_traces_file(
     if "auditspan_file" in names or ("otlp" in names and settings.traces_endpoint is None):
         return settings.output_dir / "traces.jsonl"
     return None
+
+
+def _signer(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Signer | None:
+    name = "signing_key" if path is not None else "AUDITSPAN_SIGNING_KEY"
+    value = path if path is not None else env.get("AUDITSPAN_SIGNING_KEY", "").strip()
+    if not value:
+        return None
+    try:
+        return load_signer(value)
+    except SigningError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
 
 
 def _redactor(capture: str | None, env: Mapping[str, str]) -> Redactor:

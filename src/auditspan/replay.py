@@ -38,6 +38,7 @@ from typing import Any
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from . import attributes as attr
+from ._chain import CHECKPOINT_EVENT_TYPE
 from ._ids import DeterministicIds
 from .collector import SpanCollector
 from .configuration import ConfigurationError, configure, embedded_traces_file
@@ -61,11 +62,13 @@ __all__ = [
 #: ``service.name`` of replayed spans unless ``--service-name`` / ``OTEL_SERVICE_NAME`` say otherwise.
 DEFAULT_REPLAY_SERVICE_NAME = "auditspan-replay"
 #: Envelope keys a replay drops (``event_id`` stays: the collector keeps a record's own id).
-_DROPPED_ENVELOPE = frozenset(ENVELOPE_KEYS) - {"event_id"}
+_DROPPED_ENVELOPE = (frozenset(ENVELOPE_KEYS) - {"event_id"}) | {"chain"}  # chain: the log's, not the event's
 #: Namespace of the deterministic ids (``DeterministicIds``' default): same log, same ids.
 DEFAULT_ID_NAMESPACE = "auditspan"
 #: Event types the collector derives itself: not replayed, derived again.
 DERIVED_EVENT_TYPES = frozenset({attr.EVENT_TYPE_RULE_MATCH})
+#: Records the audit log writes itself (its hash chain's checkpoints): never replayed as events.
+LOG_OWN_EVENT_TYPES = frozenset({CHECKPOINT_EVENT_TYPE})
 #: Spans are pushed out every this many lines, so the batch processor's queue never overflows.
 _FLUSH_EVERY = 512
 #: Longest line (bytes, without its newline) the readers accept: a longer one is reported and
@@ -392,6 +395,8 @@ def replay_into(
                 if on_error is not None:
                     on_error(item)
                 continue
+            if item.data.get("event_type") in LOG_OWN_EVENT_TYPES:
+                continue  # a checkpoint of the log's hash chain: not an event (verify reads it)
             if keep is not None and not keep(item):
                 continue
             if item.data.get("event_type") in skip_event_types:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from ._chain import CHECKPOINT_EVENT_TYPE
 from .events import parse_event, parse_timestamp
 from .records import ENVELOPE_KEYS, record_schema
 from .replay import DEFAULT_MAX_LINE_BYTES, LineError, LogLine, iter_log
@@ -304,7 +305,13 @@ def _record_validator() -> SchemaValidator:
 def seed_schema() -> dict[str, Any]:
     """The record schema without the envelope requirement: what a seed-format event must satisfy."""
     schema = dict(record_schema())
-    schema["required"] = [k for k in schema["required"] if k not in ENVELOPE_KEYS]
+    branches = [dict(branch) for branch in schema["allOf"]]
+    envelope = branches[0]["else"]  # the first branch: a checkpoint record, else an event's fields
+    branches[0]["else"] = {
+        **envelope,
+        "required": [k for k in envelope["required"] if k not in ENVELOPE_KEYS],
+    }
+    schema["allOf"] = branches
     return schema
 
 
@@ -332,14 +339,15 @@ def check_record(data: Any, *, schema_only: bool = False) -> list[str]:
     """
     if not _is_object(data):
         return [f"field '(record)': must be object, got {_json_type(data)}"]
-    validator = _record_validator() if schema_only or is_canonical(data) else _seed_validator()
+    if schema_only or data.get("event_type") == CHECKPOINT_EVENT_TYPE:
+        # A checkpoint is the log's own record, not an event: the schema (its branch) says it all.
+        return [str(violation) for violation in _record_validator().iter_errors(data)]
+    validator = _record_validator() if is_canonical(data) else _seed_validator()
     problems: list[str] = []
     reported: set[str] = set()
     for violation in validator.iter_errors(data):
         problems.append(str(violation))
         reported.add(violation.field)
-    if schema_only:
-        return problems
     try:
         parse_event(dict(data))
     except ValueError as exc:
@@ -414,8 +422,8 @@ def validate_files(
                 name = item.path
                 if not messages:
                     summary.valid += 1
-                    if is_canonical(item.data):
-                        summary.canonical += 1
+                    if is_canonical(item.data) or item.data.get("event_type") == CHECKPOINT_EVENT_TYPE:
+                        summary.canonical += 1  # a checkpoint is the canonical log's own record
                     else:
                         summary.seed += 1
                     continue
