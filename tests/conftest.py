@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,36 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from auditspan import AuditEmitter, SpanCollector
+from auditspan._chain import CHECKPOINT_EVENT_TYPE
+from auditspan.attributes import CHECKPOINT_SPAN_NAME
+
+
+def is_checkpoint_line(line: str | bytes) -> bool:
+    """A chain's ``audit_checkpoint`` line (the chain is on by default), not an event's record."""
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    return text.startswith('{"event_type":"' + CHECKPOINT_EVENT_TYPE + '"')
+
+
+def event_lines(lines: Iterable[bytes]) -> list[bytes]:
+    """The lines of event records: checkpoints are the chain's, counted apart."""
+    return [line for line in lines if not is_checkpoint_line(line)]
+
+
+def event_record(line: str | bytes) -> dict[str, Any]:
+    """An event's record as the collector made it: the chain's ``chain`` key dropped."""
+    record: dict[str, Any] = json.loads(line)
+    record.pop("chain", None)
+    return record
+
+
+def event_records(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
+    """The event records of audit log lines: checkpoints skipped, ``chain`` dropped."""
+    return [event_record(line) for line in lines if line.strip() and not is_checkpoint_line(line)]
+
+
+def event_spans(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
+    """Spans without the chain's witness spans (``auditspan.checkpoint``)."""
+    return [s for s in spans if s.name != CHECKPOINT_SPAN_NAME]
 
 
 class Harness:
@@ -49,7 +79,7 @@ class Harness:
         assert self.collector.audit_log is not None
         assert self.collector.audit_log.force_flush(10_000)
         with self.log_path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f]
+            return event_records(f)
 
     def close(self) -> None:
         self.collector.shutdown()

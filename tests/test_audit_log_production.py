@@ -43,6 +43,8 @@ from auditspan.audit_log import JsonLinesAuditLog
 from auditspan.configuration import ConfigurationError
 from auditspan.records import build_record
 
+from .conftest import event_lines, is_checkpoint_line
+
 CHILD_TIMEOUT_S = 120  # generous: a loaded 2-core machine; a hang is what it catches
 
 PRELUDE = """
@@ -157,7 +159,7 @@ def test_fork_while_the_writer_holds_its_io_lock(tmp_path: Path) -> None:
     assert report["status"] == 0, report
     assert report["child_exit_s"] < 10, report
     assert turn_records(audit_lines(path)) == expected_turns(before=200, child=200, after=200)
-    ids = [json.loads(line)["event_id"] for line in audit_lines(path)]
+    ids = [json.loads(line)["event_id"] for line in event_lines(audit_lines(path))]
     assert len(ids) == len(set(ids))  # the child's event ids are its own
     # The child's spans went out through its own (re-initialised) batch processor.
     from auditspan.otlp_file import read_spans
@@ -319,7 +321,7 @@ def test_forked_children_rotating_one_path_lose_nothing(tmp_path: Path) -> None:
     seen: Counter[tuple[str, int]] = Counter()
     for file in files:
         assert file.stat().st_size <= 16 * 1024
-        for line in audit_lines(file):
+        for line in event_lines(audit_lines(file)):
             record = json.loads(line)
             seen[(record["who"], record["n"])] += 1
     expected = {("parent", n) for n in range(2_000)} | {("parent-after", n) for n in range(5_000)}
@@ -416,6 +418,8 @@ def test_four_processes_one_path_with_rotation_lose_and_tear_nothing(tmp_path: P
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
         for line in audit_lines(file):
             assert line.endswith(b"\n"), (file.name, line[:80])
+            if is_checkpoint_line(line):
+                continue
             record = json.loads(line)
             seen[(record["who"], record["n"])] += 1
             order[record["who"]].append(record["n"])
@@ -588,7 +592,7 @@ def test_fsync_that_fails_once_writes_no_line_twice(
         log.export([record])
     assert log.force_flush(10_000)
     log.shutdown()
-    ids = [json.loads(line)["event_id"] for line in audit_lines(path)]
+    ids = [json.loads(line)["event_id"] for line in event_lines(audit_lines(path))]
     assert len(ids) == 150 and len(set(ids)) == 150
     assert log.stats.records_written == 150 and log.stats.sync_errors == 1
     assert len([r for r in caplog.records if "fsync" in r.getMessage()]) == 2  # failed; works again
@@ -618,8 +622,9 @@ def test_fsync_that_always_fails_is_reported_once_and_the_log_goes_on(
     started = time.monotonic()
     log.shutdown()
     shutdown_s = time.monotonic() - started
-    lines = audit_lines(path)
+    lines = event_lines(audit_lines(path))
     assert len(lines) == 300 and len({json.loads(line)["event_id"] for line in lines}) == 300
+    assert len(audit_lines(path)) > 300  # and the chain's checkpoints, at least the one at shutdown
     assert calls[0] == 1  # tried once, then the log goes on without fsync
     reports = [r.getMessage() for r in caplog.records if r.name.startswith("auditspan")]
     assert len(reports) == 1 and "without fsync" in reports[0], reports
@@ -647,8 +652,9 @@ def test_fsync_that_keeps_failing_with_eio_is_reported_once_and_rewrites_nothing
     started = time.monotonic()
     log.shutdown()
     assert time.monotonic() - started < 5
-    lines = audit_lines(path)
+    lines = event_lines(audit_lines(path))
     assert len(lines) == 300 and len({json.loads(line)["event_id"] for line in lines}) == 300
+    assert len(audit_lines(path)) > 300  # and the chain's checkpoints, at least the one at shutdown
     assert log.stats.records_written == 300 and log.stats.sync_errors >= 3
     reports = [r.getMessage() for r in caplog.records if r.name.startswith("auditspan")]
     assert len(reports) == 1 and "fsync" in reports[0] and "not again" in reports[0], reports
@@ -680,7 +686,7 @@ def test_a_pipe_and_a_fifo_with_a_reader_get_every_line_once(tmp_path: Path) -> 
             if reader == read_fd:
                 os.close(write_fd)
             thread.join(10)
-            lines = bytes(got[reader]).splitlines(keepends=True)
+            lines = event_lines(bytes(got[reader]).splitlines(keepends=True))
             assert [json.loads(line)["n"] for line in lines] == list(range(1_000))
             assert log.stats.sync_errors == 0 and log.stats.records_written == 1_000
     finally:
@@ -714,7 +720,7 @@ def test_a_terminal_gets_every_line_once() -> None:
         thread.join(10)
     finally:
         os.close(master)
-    lines = [line for line in bytes(got).replace(b"\r\n", b"\n").splitlines() if line]
+    lines = event_lines(line for line in bytes(got).replace(b"\r\n", b"\n").splitlines() if line)
     assert [json.loads(line)["n"] for line in lines] == list(range(300))
     assert log.stats.sync_errors == log.stats.write_errors == 0
 
@@ -782,7 +788,7 @@ def test_failed_rotation_never_touches_the_descriptor_another_file_gets(tmp_path
         for f in (*fillers, fd):
             os.close(f)
     files = [p for p in tmp_path.iterdir() if p.name.startswith("audit.jsonl")]
-    ids = [json.loads(line)["event_id"] for line in audit_lines(*files)]
+    ids = [json.loads(line)["event_id"] for line in event_lines(audit_lines(*files))]
     assert sorted(ids) == sorted(f"evt_r{n}" for n in range(100))
 
 

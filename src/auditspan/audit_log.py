@@ -749,7 +749,8 @@ class JsonLinesAuditLog:
             component (off: such a path is refused, so that nobody can point
             the log at another file).
         chain: seal every line into this writer's hash chain and write
-            checkpoints (see ``auditspan._chain``).
+            checkpoints (see ``auditspan._chain``); on by default, as the log is
+            evidence; ``False`` writes plain records.
         signer: signs checkpoints (``auditspan.signing.load_signer(path)``).
         checkpoint_every, checkpoint_interval_s: a checkpoint every this many
             records, or this many seconds after the first record none covers.
@@ -776,7 +777,7 @@ class JsonLinesAuditLog:
         retain: int = 5,
         batch_size: int = 4_096,
         follow_symlinks: bool = False,
-        chain: bool = False,
+        chain: bool = True,
         signer: Signer | None = None,
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,

@@ -20,8 +20,8 @@ and a few of its own:
 ``AUDITSPAN_FLUSH_ON_SIGNAL``  ``true`` (default): flush the audit log on SIGTERM,
                            SIGINT and SIGHUP before the application's handler;
                            ``false`` installs no handler
-``AUDITSPAN_CHAIN``        ``true``: hash-chain the audit log, with checkpoints
-                           (default: ``true`` when a signing key is set, else ``false``)
+``AUDITSPAN_CHAIN``        ``true`` (default): hash-chain the audit log, with checkpoints;
+                           ``false`` writes plain records (refused with a signing key)
 ``AUDITSPAN_SIGNING_KEY``  Ed25519 private key file (``auditspan keygen``) that signs
                            the audit log's checkpoints (unset: unsigned)
 =========================  ====================================================
@@ -323,8 +323,8 @@ def configure(
             signal's status). Installed from the main thread only, for signals not
             ignored; else ``AUDITSPAN_FLUSH_ON_SIGNAL`` (default true).
         chain: seal the audit log's records into hash chains with checkpoints witnessed in the
-            trace pipeline (see the README's Tamper evidence); else ``AUDITSPAN_CHAIN`` (default:
-            true when a signing key is set, else false).
+            trace pipeline (see the README's Tamper evidence); else ``AUDITSPAN_CHAIN`` (default
+            true: the audit log is evidence, so it is tamper-evident unless turned off).
         signing_key: an Ed25519 private key file (PEM, ``auditspan keygen``) that signs the
             audit log's checkpoints; else ``AUDITSPAN_SIGNING_KEY``; else unsigned. Needs the
             ``auditspan[signing]`` extra.
@@ -359,9 +359,9 @@ def configure(
         else "AUDITSPAN_OUTPUT_DIR / audit_log"
     )
     on_signal = _flag(env, "AUDITSPAN_FLUSH_ON_SIGNAL", flush_on_signal, "flush_on_signal")
-    # A signing key asks for the chain: on unless turned off, and then the key is refused.
+    # The audit log is evidence: chained unless turned off; a signing key then has nothing to sign.
     keyed = signing_key is not None or bool(env.get("AUDITSPAN_SIGNING_KEY", "").strip())
-    chained = _flag(env, "AUDITSPAN_CHAIN", chain, "chain", default=keyed)
+    chained = _flag(env, "AUDITSPAN_CHAIN", chain, "chain")
     if keyed and not chained:
         raise ConfigurationError(
             "AUDITSPAN_SIGNING_KEY / signing_key: set, but AUDITSPAN_CHAIN / chain is false: "
