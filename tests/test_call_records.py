@@ -20,7 +20,7 @@ from auditspan import events as ev
 from auditspan.cli import main
 from auditspan.demo import run_demo_agent
 
-from .conftest import Harness, hex_span
+from .conftest import Harness, event_records, hex_span
 from .test_collector import at, emit
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -37,7 +37,7 @@ def _by_span(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 def _file_records(path: Path) -> list[dict[str, Any]]:
     """The log as it is on disk now (no flush)."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return event_records(path.read_text(encoding="utf-8").splitlines())
 
 
 def _governed_select(h: Harness, turn: str = "t1") -> None:

@@ -533,11 +533,23 @@ def test_a_bad_signing_key_is_a_configuration_error_naming_the_setting(tmp_path:
         )
 
 
-def test_a_signing_key_turns_the_chain_on_and_refuses_it_turned_off(tmp_path: Path) -> None:
+def test_the_chain_is_on_by_default_and_a_signing_key_refuses_it_turned_off(tmp_path: Path) -> None:
     key, _, _ = generate_key_pair(tmp_path / "keys")
-    handle = configure(output_dir=tmp_path / "out", set_global=False)
-    assert not handle.collector.audit_log.chained  # off by default
+    handle = configure(output_dir=tmp_path / "out", set_global=False, environ={})
+    assert handle.collector.audit_log.chained  # on by default: the log is evidence
     handle.shutdown()
+    for off in ({"AUDITSPAN_CHAIN": "false"}, None):
+        handle = configure(
+            output_dir=tmp_path / "off",
+            set_global=False,
+            environ=off or {},
+            chain=None if off else False,
+        )
+        handle.emitter("s1").emit_turn_start(agent_id="a", prompt="hi")
+        handle.shutdown()
+        assert not handle.collector.audit_log.chained
+    plain = (tmp_path / "off" / "audit.jsonl").read_text().splitlines()
+    assert len(plain) >= 2 and all('"chain"' not in line and "audit_checkpoint" not in line for line in plain)
     with pytest.raises(ConfigurationError, match=r"^AUDITSPAN_SIGNING_KEY / signing_key: .*AUDITSPAN_CHAIN"):
         configure(
             output_dir=tmp_path / "out2",

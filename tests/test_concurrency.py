@@ -15,7 +15,6 @@ a span whose result does not belong to its arguments. Checked for every span:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import threading
@@ -34,6 +33,8 @@ from opentelemetry.trace import StatusCode, set_span_in_context
 
 from auditspan import AuditEmitter, SpanCollector
 from auditspan import attributes as attr
+
+from .conftest import event_records
 
 CALL = re.compile(r"call=(\S+)")
 RESULT = re.compile(r"(?:result|fail)-of=(\S+)")
@@ -80,7 +81,7 @@ class Rig:
         self.provider.shutdown()
 
     def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.path.read_bytes().splitlines()]
+        return event_records(self.path.read_bytes().splitlines())
 
 
 @pytest.fixture

@@ -644,7 +644,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_policy_input(args: argparse.Namespace) -> int:
     from .policy import policy_input
-    from .replay import LineError, iter_log
+    from .replay import LOG_OWN_EVENT_TYPES, LineError, iter_log
 
     status = _unreadable("policy-input", args.files)
     if status is not None:
@@ -660,6 +660,8 @@ def _cmd_policy_input(args: argparse.Namespace) -> int:
                 _err(_scrubbed(item, redactor.scrub))
                 bad += 1
                 continue
+            if item.data.get("event_type") in LOG_OWN_EVENT_TYPES:
+                continue  # the chain's checkpoint: the log's own record, no event to decide on
             if wanted is not None and item.data.get("event_type") not in wanted:
                 continue
             if not item.is_canonical and not warned:
