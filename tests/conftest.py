@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from opentelemetry import trace
@@ -21,11 +21,18 @@ from auditspan import AuditEmitter, SpanCollector
 from auditspan._chain import CHECKPOINT_EVENT_TYPE
 from auditspan.attributes import CHECKPOINT_SPAN_NAME
 
+_S = TypeVar("_S", ReadableSpan, dict[str, Any])
+
 
 def is_checkpoint_line(line: str | bytes) -> bool:
     """A chain's ``audit_checkpoint`` line (the chain is on by default), not an event's record."""
     text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-    return text.startswith('{"event_type":"' + CHECKPOINT_EVENT_TYPE + '"')
+    if f'"{CHECKPOINT_EVENT_TYPE}"' not in text:
+        return False
+    try:
+        return bool(json.loads(text).get("event_type") == CHECKPOINT_EVENT_TYPE)
+    except ValueError:
+        return False  # a torn line: not a checkpoint
 
 
 def event_lines(lines: Iterable[bytes]) -> list[bytes]:
@@ -45,9 +52,15 @@ def event_records(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
     return [event_record(line) for line in lines if line.strip() and not is_checkpoint_line(line)]
 
 
-def event_spans(spans: Iterable[ReadableSpan]) -> list[ReadableSpan]:
-    """Spans without the chain's witness spans (``auditspan.checkpoint``)."""
-    return [s for s in spans if s.name != CHECKPOINT_SPAN_NAME]
+def event_spans(spans: Iterable[_S]) -> list[_S]:
+    """Spans (SDK spans or OTLP/JSON dicts) without the chain's witness spans (``auditspan.checkpoint``)."""
+    return [s for s in spans if (s["name"] if isinstance(s, dict) else s.name) != CHECKPOINT_SPAN_NAME]
+
+
+def checkpoint_count(path: Path) -> int:
+    """How many checkpoints the chain wrote into an audit log (each also a witness span)."""
+    with path.open("rb") as f:
+        return sum(1 for line in f if is_checkpoint_line(line))
 
 
 class Harness:

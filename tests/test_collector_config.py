@@ -34,6 +34,8 @@ from auditspan import attributes as attrs
 from auditspan.events import EVENT_CLASSES, ToolCallAttemptEvent, utc_now_iso
 from auditspan.records import build_record
 
+from .conftest import event_records
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / "collector-config"
 COLLECTOR_CONFIGS = {
@@ -691,7 +693,7 @@ def test_rotel_gateway_forwards_the_demo(rotel_pair: tuple[int, int, Path], tmp_
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr
-    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     span_ids = {r["telemetry"]["span_id"] for r in records}
 
     # force_flush says nothing about delivery: read back what the receiver decoded, with a deadline.

@@ -16,6 +16,8 @@ import auditspan
 from auditspan.configuration import ConfigurationError
 from auditspan.otlp_file import read_spans
 
+from .conftest import checkpoint_count, event_records, event_spans
+
 # Each test starts as a fresh process would: no global TracerProvider yet.
 pytestmark = pytest.mark.usefixtures("fresh_global_provider")
 
@@ -33,14 +35,15 @@ def test_embedded_default_writes_local_files(tmp_path: Path) -> None:
     handle = auditspan.configure(service_name="demo-agent", output_dir=tmp_path, environ={})
     run_turn(handle)
     handle.shutdown()
-    spans = list(read_spans(tmp_path / "traces.jsonl"))
+    spans = event_spans(read_spans(tmp_path / "traces.jsonl"))
     assert sorted(s["name"] for s in spans) == ["execute_tool lookup", "invoke_agent planner"]
     assert {s["resource"]["service.name"] for s in spans} == {"demo-agent"}
-    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     assert len(records) == 4
     span_ids = {s["spanId"] for s in spans}
     assert {r["telemetry"]["span_id"] for r in records} <= span_ids
-    assert handle.span_stats.exported == 2 and handle.span_stats.failed == 0
+    witnessed = checkpoint_count(tmp_path / "audit.jsonl")  # one witness span per checkpoint
+    assert handle.span_stats.exported == 2 + witnessed and handle.span_stats.failed == 0
     assert "traces.jsonl" in handle.destinations["traces"]
     assert trace.get_tracer_provider() is handle.tracer_provider
 
@@ -62,12 +65,12 @@ def test_existing_provider_is_reused_not_replaced(tmp_path: Path) -> None:
     assert handle.tracer_provider is app_provider
     run_turn(handle)
     handle.shutdown()
-    assert len(exporter.get_finished_spans()) == 2
+    assert len(event_spans(exporter.get_finished_spans())) == 2
     assert not (tmp_path / "traces.jsonl").exists()
     # the application's provider is still usable: auditspan did not shut it down
     with app_provider.get_tracer("app").start_as_current_span("after"):
         pass
-    assert len(exporter.get_finished_spans()) == 3
+    assert len(event_spans(exporter.get_finished_spans())) == 3
 
 
 @pytest.mark.parametrize(
@@ -190,11 +193,12 @@ def test_unreachable_collector_is_counted_and_bounded(
     started = time.monotonic()
     handle.shutdown(timeout_s=3)
     assert time.monotonic() - started < 20  # bounded, generously: the point is "does not hang"
-    records = (tmp_path / "audit.jsonl").read_text().splitlines()
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     assert len(records) == 4  # no audit record lost
-    assert handle.span_stats.ended == 2
+    # The turn's two spans and one witness span per checkpoint of the chain.
+    assert handle.span_stats.ended == 2 + checkpoint_count(tmp_path / "audit.jsonl")
     assert handle.span_stats.exported == 0
-    assert handle.span_stats.failed + handle.span_stats.dropped == 2
+    assert handle.span_stats.failed + handle.span_stats.dropped == handle.span_stats.ended
     assert "spans could not be delivered" in caplog.text or "dropped" in caplog.text
 
 
@@ -249,10 +253,10 @@ def test_exporter_lists_fan_out_to_each(tmp_path: Path) -> None:
 
     run_turn(handle)
     handle.shutdown()
-    assert len(list(read_spans(tmp_path / "traces.jsonl"))) == 2
+    assert len(event_spans(read_spans(tmp_path / "traces.jsonl"))) == 2
     kinds = [type(e) for e in _exporter_of(handle).exporters]
     assert kinds == [ConsoleSpanExporter, OtlpJsonFileSpanExporter]
-    assert handle.span_stats.exported == 2
+    assert handle.span_stats.exported == 2 + checkpoint_count(tmp_path / "audit.jsonl")  # and witnesses
     assert "the console and " in handle.destinations["traces"]
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from auditspan.otlp_file import read_spans
 
+from .conftest import event_records, event_spans
 from .fixtures.zero_code import zero_code_env
 from .test_instrumentation import _lines
 
@@ -34,8 +35,8 @@ def _run_example(name: str, output_dir: Path, env: dict[str, str]) -> str:
 
 
 def _outputs(output_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    spans = list(read_spans(output_dir / "traces.jsonl"))
-    records = _lines(output_dir / "audit.jsonl")
+    spans = event_spans(read_spans(output_dir / "traces.jsonl"))
+    records = event_records(json.dumps(r) for r in _lines(output_dir / "audit.jsonl"))
     span_ids = {s["spanId"] for s in spans}
     assert all(r["telemetry"]["span_id"] in span_ids for r in records), "every record points at a span"
     return spans, records
