@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,8 @@ from auditspan.cli import main
 from auditspan.demo import DemoRun, run_demo_agent
 from auditspan.otlp_file import read_spans
 from auditspan.validate import validate_files
+
+from .conftest import checkpoint_count, event_records, event_spans
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -172,12 +173,13 @@ def test_demo_command_on_the_embedded_default(tmp_path: Path, capsys: pytest.Cap
     status = main(["demo", "--output-dir", str(tmp_path), "--fast"])
     out = capsys.readouterr().out
     assert status == 0
-    spans = list(read_spans(tmp_path / "traces.jsonl"))
+    every_span = list(read_spans(tmp_path / "traces.jsonl"))
+    spans = event_spans(every_span)
     assert len(spans) == 22
-    assert {s["resource"]["service.name"] for s in spans} == {"auditspan-demo"}
-    records = [
-        json.loads(line) for line in (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    witnessed = checkpoint_count(tmp_path / "audit.jsonl")
+    assert len(every_span) == 22 + witnessed and witnessed >= 1  # the chain's checkpoints, witnessed
+    assert {s["resource"]["service.name"] for s in every_span} == {"auditspan-demo"}
+    records = event_records((tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines())
     events = int(re.search(r"(\d+) audit events", out).group(1))  # type: ignore[union-attr]
     rule_matches = sum(1 for r in records if r["event_type"] == attr.EVENT_TYPE_RULE_MATCH)
     assert len(records) == events + rule_matches and rule_matches > 0
@@ -188,7 +190,7 @@ def test_demo_command_on_the_embedded_default(tmp_path: Path, capsys: pytest.Cap
 
     assert f"audit log:   {(tmp_path / 'audit.jsonl').resolve()}" in out
     assert f"traces:      {(tmp_path / 'traces.jsonl').resolve()} (OTLP/JSON lines)" in out
-    assert "spans:        22 exported, 0 failed" in out
+    assert f"spans:        {22 + witnessed} exported, 0 failed" in out
     assert (
         f"audit records: {len(records)} written ({events} events + {rule_matches} behavioural-rule match)"
         in out
@@ -207,7 +209,7 @@ def test_demo_command_appends_and_shows_only_its_own_run(
     first = capsys.readouterr().out
     assert main(["demo", "--output-dir", str(tmp_path), "--fast", "--turns", "1"]) == 0
     second = capsys.readouterr().out
-    assert len(list(read_spans(tmp_path / "traces.jsonl"))) == 2 * 6
+    assert len(event_spans(read_spans(tmp_path / "traces.jsonl"))) == 2 * 6
     for out in (first, second):
         assert out.count("session demo-") == 1 and out.count("── turn ") == 1
 
@@ -236,6 +238,23 @@ def test_demo_reports_undeliverable_spans(
     status = main(["demo", "--output-dir", str(tmp_path), "--fast", "--no-tree"])
     captured = capsys.readouterr()
     assert status == 3
-    assert "spans:        0 exported, 22 failed" in captured.out
+    witnessed = checkpoint_count(tmp_path / "audit.jsonl")  # one witness span per checkpoint
+    assert f"spans:        0 exported, {22 + witnessed} failed" in captured.out
     assert f"traces:      http://127.0.0.1:{port}/v1/traces (OTLP http/protobuf)" in captured.out
     assert "could not be delivered" in captured.err
+
+
+def test_verify_finds_the_demos_chained_log_intact_against_its_traces(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--output-dir", str(tmp_path), "--fast", "--no-tree"]) == 0
+    capsys.readouterr()
+    log, traces = tmp_path / "audit.jsonl", tmp_path / "traces.jsonl"
+    assert all('"chain":' in line for line in log.read_text(encoding="utf-8").splitlines())  # the default
+    assert main(["verify", str(log), "--witness", str(traces)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("intact:") and "witnessed checkpoint(s) matched" in out
+    for command in (["show"], ["validate"]):
+        assert main([*command, str(log)]) == 0, command
+    capsys.readouterr()
+    assert main(["replay", str(log), "--output-dir", str(tmp_path / "replayed")]) == 0
