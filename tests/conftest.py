@@ -52,6 +52,15 @@ def event_records(lines: Iterable[str | bytes]) -> list[dict[str, Any]]:
     return [event_record(line) for line in lines if line.strip() and not is_checkpoint_line(line)]
 
 
+def without_checkpoints(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Parsed audit records without the chain's checkpoints, each without its ``chain`` key."""
+    return [
+        {k: v for k, v in r.items() if k != "chain"}
+        for r in records
+        if r.get("event_type") != CHECKPOINT_EVENT_TYPE
+    ]
+
+
 def event_spans(spans: Iterable[_S]) -> list[_S]:
     """Spans (SDK spans or OTLP/JSON dicts) without the chain's witness spans (``auditspan.checkpoint``)."""
     return [s for s in spans if (s["name"] if isinstance(s, dict) else s.name) != CHECKPOINT_SPAN_NAME]

@@ -14,6 +14,8 @@ import pytest
 
 from auditspan.cli import main
 
+from .conftest import checkpoint_count, event_records
+
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -113,9 +115,11 @@ def test_the_readme_use_it_snippet_says_where_its_output_went(tmp_path: Path) ->
     out = tmp_path / "auditspan-output"
     assert result.stdout.strip() == (
         f"auditspan: 5 audit records -> {out.resolve() / 'audit.jsonl'}; "
-        f"2 spans -> {out.resolve() / 'traces.jsonl'} (OTLP/JSON lines)"
+        # The turn's 2 spans and the witness span of the chain's one checkpoint (at shutdown).
+        f"3 spans -> {out.resolve() / 'traces.jsonl'} (OTLP/JSON lines)"
     )
-    assert len((out / "audit.jsonl").read_text(encoding="utf-8").splitlines()) == 5
+    lines = (out / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(event_records(lines)) == 5 and checkpoint_count(out / "audit.jsonl") == 1 and len(lines) == 6
 
 
 def test_otlp_json_ids_are_hex_which_protobufs_own_parser_misreads(tmp_path: Path) -> None:

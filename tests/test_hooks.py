@@ -13,7 +13,7 @@ from opentelemetry.trace import StatusCode
 
 from auditspan.hooks import Audit, LoopVerdict, SandboxVerdict, ToolCallDenied, ToolLoopBlocked, current_turn
 
-from .conftest import hex_span
+from .conftest import checkpoint_count, event_records, event_spans, hex_span
 from .fixtures.standin import STANDIN_PATH
 
 
@@ -413,6 +413,7 @@ def test_no_target_uses_the_process_collector(tmp_path: Any) -> None:
     env["AUDITSPAN_OUTPUT_DIR"] = str(tmp_path)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    names = sorted(s["name"] for s in read_spans(tmp_path / "traces.jsonl"))
+    names = sorted(s["name"] for s in event_spans(read_spans(tmp_path / "traces.jsonl")))
     assert names == ["execute_tool ping", "invoke_agent solo"]
-    assert (tmp_path / "audit.jsonl").read_text(encoding="utf-8").count("\n") == 4
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(event_records(lines)) == 4 and len(lines) == 4 + checkpoint_count(tmp_path / "audit.jsonl")

@@ -22,6 +22,7 @@ from auditspan.instrumentation import (
 )
 from auditspan.otlp_file import read_spans
 
+from .conftest import event_spans, without_checkpoints
 from .fixtures.standin import STANDIN_PATH
 from .fixtures.zero_code import OPENTELEMETRY_INSTRUMENT, zero_code_env
 
@@ -39,8 +40,9 @@ def _run(env: dict[str, str], *args: str, python: str = sys.executable) -> subpr
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file; an audit log's without the chain's checkpoints and ``chain`` keys."""
     with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return without_checkpoints(json.loads(line) for line in f if line.strip())
 
 
 def _check_zero_code_output(out: Path, app_log: Path) -> list[dict[str, Any]]:
@@ -51,7 +53,7 @@ def _check_zero_code_output(out: Path, app_log: Path) -> list[dict[str, Any]]:
     assert [r["event_type"] for r in records] == [e["event_type"] for e in app]
     assert [r["timestamp"] for r in records] == [e["timestamp"] for e in app]
     assert {r["session_id"] for r in records} == {"sess-zero-code"}
-    spans = list(read_spans(out / "traces.jsonl"))
+    spans = event_spans(read_spans(out / "traces.jsonl"))
     by_id = {s["spanId"]: s for s in spans}
     assert len(spans) == 8  # 2 turns, 6 tool call spans (one denied, two attempts of fetch_url)
     for record in records:
@@ -118,7 +120,7 @@ def test_zero_code_audit_log_path_from_the_environment(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(_lines(log)) == 31
     assert not (out / "audit.jsonl").exists()
-    assert len(list(read_spans(out / "traces.jsonl"))) == 8
+    assert len(event_spans(read_spans(out / "traces.jsonl"))) == 8
 
 
 def _xerxes_python() -> str:
@@ -145,7 +147,7 @@ def test_zero_code_on_the_real_xerxes_runtime(tmp_path: Path) -> None:
     records = _lines(out / "audit.jsonl")
     assert [r["event_type"] for r in records] == seen["app_events"]
     assert len(records) == 31
-    spans = list(read_spans(out / "traces.jsonl"))
+    spans = event_spans(read_spans(out / "traces.jsonl"))
     assert sorted(s["name"] for s in spans) == sorted(
         ["invoke_agent planner"] * 2
         + ["execute_tool web_search", "execute_tool delete_records", "execute_tool fetch_url"]

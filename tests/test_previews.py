@@ -25,7 +25,7 @@ from auditspan import AuditEmitter, SpanCollector
 from auditspan._sanitize import PREVIEW_LIMIT, preview
 from auditspan.hooks import Audit
 
-from .conftest import Harness
+from .conftest import Harness, event_records
 
 MB = 2**20
 PEAK_LIMIT = 5 * MB
@@ -177,9 +177,8 @@ def test_collector_text_of_wrong_types_and_non_events_is_bounded(tmp_path: Path)
     peak = _peak_of(lambda: collector.emit(huge))  # not an event at all: recorded as evidence, bounded
     assert peak < PEAK_LIMIT, f"not an event: {peak / MB:.1f} MB"
     collector.shutdown()
-    import json
 
-    first, second = (json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines())
+    first, second = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     coerced = first["metadata"]["auditspan.coerced"]["tool_name"]
     assert coerced.startswith("['item', 'item'") and len(coerced) == 8_192 and coerced.endswith("…")
     assert second["metadata"]["auditspan.invalid_event"].startswith("['item', 'item'")

@@ -22,6 +22,8 @@ from auditspan.events import GenericAuditEvent, ToolCallAttemptEvent, parse_even
 from auditspan.otlp_file import read_spans
 from auditspan.replay import LineError, LogLine, iter_log, replay_files
 
+from .conftest import event_records, event_spans
+
 SEED = Path(__file__).parent / "data" / "logs" / "seed-run.jsonl"
 #: Only the settings a test sets itself: no OTLP endpoint, no audit-log override from the outside.
 CLEAN_ENV: dict[str, str] = {}
@@ -94,7 +96,7 @@ def stamp_of(event_type: str, turn_id: str) -> int:
 def replay_to(tmp: Path, *paths: Path, **options: Any) -> list[dict[str, Any]]:
     summary = replay_files(list(paths), output_dir=tmp, environ=CLEAN_ENV, **options)
     assert summary.lines_skipped == 0
-    return list(read_spans(tmp / "traces.jsonl"))
+    return event_spans(read_spans(tmp / "traces.jsonl"))
 
 
 _ENVELOPE = '"agent_id": "a", "turn_id": "t1", "session_id": "s", "severity": "info", "metadata": {}'
@@ -271,7 +273,7 @@ def test_another_id_namespace_gives_other_ids_and_the_same_trace(tmp_path: Path)
 
 def test_replaying_a_canonical_log_keeps_its_event_ids_and_trace(tmp_path: Path) -> None:
     seed_spans = replay_to(tmp_path / "a", SEED, audit_log=tmp_path / "a.jsonl")
-    records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = event_records((tmp_path / "a.jsonl").read_text(encoding="utf-8").splitlines())
     assert len(records) > 66  # the built-in PII rule matched the external calls after the PII read
     derived = [r for r in records if r["event_type"] == attr.EVENT_TYPE_RULE_MATCH]
     assert derived
@@ -281,9 +283,9 @@ def test_replaying_a_canonical_log_keeps_its_event_ids_and_trace(tmp_path: Path)
     )
     assert summary.derived_skipped == len(derived)
     assert summary.events_replayed == 66
-    again = [json.loads(line) for line in (tmp_path / "b.jsonl").read_text(encoding="utf-8").splitlines()]
+    again = event_records((tmp_path / "b.jsonl").read_text(encoding="utf-8").splitlines())
     assert [r["event_id"] for r in again] == [r["event_id"] for r in records]
-    assert ids(read_spans(tmp_path / "b" / "traces.jsonl")) == ids(seed_spans)
+    assert ids(event_spans(read_spans(tmp_path / "b" / "traces.jsonl"))) == ids(seed_spans)
     assert [r["telemetry"] for r in again] == [r["telemetry"] for r in records]
 
 
@@ -304,7 +306,7 @@ def test_replay_command_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureF
     out = capsys.readouterr().out
     assert status == 0
     assert "replayed 66 events from 1 file(s): 66 lines read, 0 skipped" in out
-    spans = list(read_spans(tmp_path / "traces.jsonl"))
+    spans = event_spans(read_spans(tmp_path / "traces.jsonl"))
     assert f"spans: {len(spans)} exported, 0 failed" in out
     assert str((tmp_path / "traces.jsonl").resolve()) in out
     assert {s["resource"]["service.name"] for s in spans} == {"old-agent"}
@@ -325,7 +327,7 @@ def test_malformed_lines_are_reported_and_skipped(
     assert (
         "replayed 2 events from 1 file(s): 6 lines read, 4 skipped (incomplete last line: 1)" in captured.out
     )
-    names = sorted(s["name"] for s in read_spans(tmp_path / "traces.jsonl"))
+    names = sorted(s["name"] for s in event_spans(read_spans(tmp_path / "traces.jsonl")))
     assert names == ["invoke_agent a"]
 
 
@@ -342,7 +344,7 @@ def test_strict_replays_nothing_when_a_line_is_bad(
 
 def test_strict_replays_a_clean_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(SEED), "--strict", "--output-dir", str(tmp_path)]) == 0
-    spans = list(read_spans(tmp_path / "traces.jsonl"))
+    spans = event_spans(read_spans(tmp_path / "traces.jsonl"))
     assert f"spans: {len(spans)} exported, 0 failed" in capsys.readouterr().out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from auditspan.demo import run_demo_agent
 from auditspan.otlp_file import read_spans
 from auditspan.replay import replay_files
 
+from .conftest import event_records, event_spans
+
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
@@ -22,8 +23,8 @@ def _live_demo(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     handle = configure(service_name="live", output_dir=out, set_global=False, environ={})
     run_demo_agent(handle.emitter, latency_scale=0, run_id="ids")
     handle.shutdown()
-    records = [json.loads(line) for line in (out / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
-    return records, list(read_spans(out / "traces.jsonl"))
+    records = event_records((out / "audit.jsonl").read_text(encoding="utf-8").splitlines())
+    return records, event_spans(read_spans(out / "traces.jsonl"))
 
 
 def _ids(spans: list[dict[str, Any]]) -> set[tuple[str, str, str | None, str]]:
@@ -34,14 +35,14 @@ def test_a_canonical_log_replays_under_its_own_trace_and_span_ids(tmp_path: Path
     records, live = _live_demo(tmp_path / "live")
     summary = replay_files([tmp_path / "live" / "audit.jsonl"], output_dir=tmp_path / "restored", environ={})
     assert summary.lines_skipped == 0
-    restored = list(read_spans(tmp_path / "restored" / "traces.jsonl"))
+    restored = event_spans(read_spans(tmp_path / "restored" / "traces.jsonl"))
     assert _ids(restored) == _ids(live)  # same trace ids, span ids, parents: the backend is restored
     by_id = {(s["traceId"], s["spanId"]) for s in restored}
     for record in records:
         assert (record["telemetry"]["trace_id"], record["telemetry"]["span_id"]) in by_id
     # Still idempotent: a second replay gives the very same ids (a backend keeps one copy).
     replay_files([tmp_path / "live" / "audit.jsonl"], output_dir=tmp_path / "again", environ={})
-    assert _ids(list(read_spans(tmp_path / "again" / "traces.jsonl"))) == _ids(restored)
+    assert _ids(event_spans(read_spans(tmp_path / "again" / "traces.jsonl"))) == _ids(restored)
 
 
 def test_another_namespace_derives_new_ids_for_a_canonical_log(tmp_path: Path) -> None:
@@ -49,7 +50,7 @@ def test_another_namespace_derives_new_ids_for_a_canonical_log(tmp_path: Path) -
     replay_files(
         [tmp_path / "live" / "audit.jsonl"], output_dir=tmp_path / "copy", environ={}, id_namespace="copy"
     )
-    copy = list(read_spans(tmp_path / "copy" / "traces.jsonl"))
+    copy = event_spans(read_spans(tmp_path / "copy" / "traces.jsonl"))
     assert len(copy) == len(live)
     assert not {s["spanId"] for s in copy} & {s["spanId"] for s in live}
 
@@ -69,7 +70,7 @@ def test_replay_refuses_a_traces_file_of_another_run_unless_told_to_append(
     assert "already holds spans" in err and "--append" in err and str(out / "traces.jsonl") in err
     assert (out / "traces.jsonl").read_bytes() == before
     assert main(["replay", str(log), "--output-dir", str(out), "--append", "--no-progress"]) == 0
-    assert len(list(read_spans(out / "traces.jsonl"))) == 2 * len(live)
+    assert len(event_spans(read_spans(out / "traces.jsonl"))) == 2 * len(live)
 
 
 def test_replay_says_where_its_spans_went_and_which_ids_they_have(

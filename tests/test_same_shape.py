@@ -24,6 +24,7 @@ from auditspan.context import ContextExecutor
 from auditspan.hooks import Audit, ToolCallDenied
 from auditspan.otlp_file import read_spans
 
+from .conftest import event_spans
 from .fixtures import shape as shapes
 from .fixtures.scenario import AGENT, DENIED, TURNS, Tools
 
@@ -123,7 +124,7 @@ def run_zero_code(tmp_path: Path) -> list[dict[str, Any]]:
         capture_output=True,
         timeout=120,
     )
-    return shapes.from_otlp(read_spans(out / "traces.jsonl"))
+    return shapes.from_otlp(event_spans(read_spans(out / "traces.jsonl")))
 
 
 def run_openai_agents(make_harness: Any) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ import auditspan
 from auditspan.emitter import PREVIEW_LIMIT
 from auditspan.events import EVENT_CLASSES, AuditEvent
 
+from .conftest import event_records
 from .secret_corpus import Secret, load_lookalikes, load_secrets
 
 SECRETS = load_secrets()
@@ -214,7 +215,7 @@ def test_no_secret_reaches_any_output_under_the_default_policy(
     haystack = run(tmp_path, caplog, None, [(s.in_context, s) for s in SECRETS], unknown_types=False)
     leaks = leaks_in(haystack)
     assert not leaks, f"{len(leaks)} of {len(SECRETS)} secrets leaked:\n" + "\n".join(leaks[:15])
-    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     assert any("[REDACTED:" in r.get("prompt_preview", "") for r in records)
 
 
@@ -230,7 +231,7 @@ def test_no_secret_in_the_fields_of_an_unknown_event_type(
 def test_lookalikes_survive_unchanged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     dummy = Secret("none", "-")
     run(tmp_path, caplog, None, [(text, dummy) for text in LOOKALIKES])
-    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     by_session: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_session.setdefault(record["session_id"], []).append(record)
@@ -382,7 +383,7 @@ def test_a_name_redacts_to_the_same_text_everywhere_and_still_matches(tmp_path: 
     handle.shutdown()
 
     redacted = "[REDACTED:github_token]"
-    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp_path / "audit.jsonl").read_text().splitlines())
     assert {r["session_id"] for r in records} == {f"sess-{redacted}"}
     assert {r["turn_id"] for r in records} == {f"turn-{redacted}"}
     assert {r["agent_id"] for r in records} == {f"agent-{redacted}"}

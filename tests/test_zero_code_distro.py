@@ -18,6 +18,7 @@ from pathlib import Path
 
 from auditspan.otlp_file import read_spans
 
+from .conftest import event_records, event_spans
 from .fixtures.zero_code import OPENTELEMETRY_INSTRUMENT, zero_code_env
 
 AGENT = Path(__file__).resolve().parent / "fixtures" / "seed_standin" / "agent.py"
@@ -63,9 +64,9 @@ def test_first_run_with_the_distro_writes_the_files_the_readme_promises(tmp_path
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"collector": "JSONLSinkCollector", "same_sink": True}
     out = work / "auditspan-output"
-    spans = list(read_spans(out / "traces.jsonl"))
+    spans = event_spans(read_spans(out / "traces.jsonl"))
     assert len(spans) == 8  # 2 turns and 6 tool calls of the stand-in scenario
-    records = [json.loads(line) for line in (out / "audit.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = event_records((out / "audit.jsonl").read_text(encoding="utf-8").splitlines())
     assert len(records) == 31
     by_id = {(s["traceId"], s["spanId"]) for s in spans}
     assert all((r["telemetry"]["trace_id"], r["telemetry"]["span_id"]) in by_id for r in records)
