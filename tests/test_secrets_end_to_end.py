@@ -464,8 +464,8 @@ def live_run_with_seed_log(tmp_path: Path) -> tuple[Path, Path]:
 def _event_fields(path: Path) -> list[dict[str, Any]]:
     """The records without what differs between a live run and a replay (ids, trace context)."""
     return [
-        {k: v for k, v in json.loads(line).items() if k not in ("event_id", "telemetry")}
-        for line in path.read_text(encoding="utf-8").splitlines()
+        {k: v for k, v in record.items() if k not in ("event_id", "telemetry")}
+        for record in event_records(path.read_text(encoding="utf-8").splitlines())
     ]
 
 

@@ -98,4 +98,4 @@ def test_undeliverable_spans_are_reported_once_in_one_line(tmp_path: Path) -> No
     lines = [line for line in _auditspan_lines(result.stderr) if "could not be delivered" in line]
     assert len(lines) == 1, result.stderr
     assert endpoint in lines[0] and str(tmp_path / "audit.jsonl") in lines[0]
-    assert len((tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()) == 31
+    assert len(event_records((tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines())) == 31
