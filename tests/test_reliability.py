@@ -53,6 +53,8 @@ from auditspan.configuration import ConfigurationError
 from auditspan.otlp_file import OtlpJsonFileSpanExporter, read_spans
 from auditspan.records import build_record, encode_record, record_schema
 
+from .conftest import checkpoint_count, event_lines, event_records
+
 HEX32 = "0123456789abcdef"
 
 
@@ -184,9 +186,11 @@ def test_burst_of_100k_events_from_8_threads_writes_every_record_exactly_once(tm
         provider.shutdown()
     assert errors == []
 
-    lines = read_lines(path)
+    every_line = read_lines(path)
+    assert all(line.endswith(b"\n") for line in every_line)
+    lines = event_lines(every_line)
     assert len(lines) == BURST_EVENTS
-    assert all(line.endswith(b"\n") for line in lines)
+    assert checkpoint_count(path) == len(every_line) - BURST_EVENTS >= 1  # the rest are the chain's
     records = [orjson.loads(line) for line in lines]  # every line is JSON
     ids = Counter(r["event_id"] for r in records)
     assert len(ids) == BURST_EVENTS, [i for i, n in ids.items() if n > 1][:5]
@@ -302,7 +306,7 @@ def test_export_waits_at_most_max_block_s_when_the_sink_is_stalled() -> None:
         drainer.join(5.0)
         with contextlib.suppress(OSError):
             os.close(read_fd)
-    lines = bytes(received).splitlines()
+    lines = event_lines(bytes(received).splitlines())
     assert all(json.loads(line)["event_id"] == "evt_1" for line in lines)
     # Every record is accounted for: it came out of the pipe, or it is counted as failed.
     assert log.stats.records_written == len(lines)
@@ -367,7 +371,8 @@ def test_spans_dropped_by_a_full_batch_queue_are_counted(
     stats = handle.span_stats
     created = threads * turns * (1 + tools)
     received = sum(1 for _ in read_spans(spans_path))  # read back, not trusted from the counters
-    assert stats.ended == created
+    witnessed = checkpoint_count(tmp_path / "audit.jsonl")  # one witness span per checkpoint of the chain
+    assert stats.ended == created + witnessed
     assert stats.exported == received
     assert stats.failed == 0
     assert stats.dropped == created - received
@@ -377,7 +382,7 @@ def test_spans_dropped_by_a_full_batch_queue_are_counted(
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert f"{stats.dropped} dropped" in warnings[0].getMessage()
     # Every audit record was still written.
-    records = [json.loads(line) for line in read_lines(tmp_path / "audit.jsonl")]
+    records = event_records(read_lines(tmp_path / "audit.jsonl"))
     assert len(records) == threads * turns * (2 + 2 * tools)
     assert len({r["event_id"] for r in records}) == len(records)
     print(
@@ -408,7 +413,7 @@ def test_a_small_bsp_queue_alone_is_not_a_crash(
     else:
         _run_turns(handle, 1, 2)
         handle.shutdown()
-        assert handle.span_stats.exported == 4
+        assert handle.span_stats.exported == 4 + checkpoint_count(tmp_path / "audit.jsonl")  # and witnesses
 
 
 @pytest.mark.parametrize(
@@ -441,7 +446,7 @@ def test_unsampled_spans_are_counted_and_their_records_still_written(
         assert collector.stats.spans_unsampled == created
     else:
         assert 0 < len(exported) < created  # ~10 % of the traces (seeded by random trace ids)
-    records = [json.loads(line) for line in read_lines(tmp_path / "audit.jsonl")]
+    records = event_records(read_lines(tmp_path / "audit.jsonl"))
     assert len(records) == turns * 5
     by_turn: dict[str, list[dict[str, Any]]] = {}
     for record in records:
@@ -529,7 +534,7 @@ def test_full_disk_is_counted_logged_once_and_never_raises(
         assert all(line.endswith(b"\n") for line in lines)
         bad = [n for n, line in enumerate(lines, 1) if not _is_json_object(line)]
         assert bad == [], f"lines {bad} of {len(lines)} are not whole records: {lines[bad[0] - 1][:120]!r}"
-        ids = Counter(json.loads(line)["event_id"] for line in lines)
+        ids = Counter(json.loads(line)["event_id"] for line in event_lines(lines))
         assert [i for i, n in ids.items() if n > 1] == []
         assert {f"evt_n{i}" for i in range(60, 80)} <= set(ids)  # written again after recovery
         # Every record is accounted for: in the file, or counted as failed.
@@ -610,7 +615,7 @@ def test_rotation_under_concurrent_writers_keeps_every_record_once(tmp_path: Pat
         assert lines and all(line.endswith(b"\n") for line in lines)
         # A file holds at most one batch beyond the limit (a batch is never split across files).
         assert file.stat().st_size <= 64_000 + 64 * max(len(line) for line in lines)
-        seen.extend((r["t"], r["i"]) for r in map(json.loads, lines))
+        seen.extend((r["t"], r["i"]) for r in event_records(lines))
     assert len(seen) == len(set(seen)) == 8_000
     for t in range(4):  # each thread's records in its own order, across files
         assert [i for tt, i in seen if tt == t] == list(range(2_000))
