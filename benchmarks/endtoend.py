@@ -173,7 +173,7 @@ def run(
     from auditspan.configuration import configure
 
     from .baseline import BareSdkAgent, CountingProcessor
-    from .micro import count_lines
+    from .micro import count_checkpoints, count_lines
     from .workload import events_per_turn, turn_events
 
     audit_path = workdir / "audit.jsonl"
@@ -225,7 +225,8 @@ def run(
         "turns": turns,
         "events": events,
         "events_per_s": events / elapsed,
-        "spans_produced": produced.ended,
+        "spans_produced": produced.ended,  # with one witness span per checkpoint of the chain
+        "checkpoints": count_checkpoints(audit_path) if variant == "auditspan" else 0,
         "spans_exported": exported,
         "spans_failed": failed,
         "spans_dropped": produced.ended - exported - failed,

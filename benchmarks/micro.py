@@ -35,6 +35,7 @@ __all__ = [
     "canonical_log",
     "capture_records",
     "classification",
+    "count_checkpoints",
     "count_lines",
     "per_event",
     "scaling_calls_per_turn",
@@ -78,10 +79,20 @@ class RecordCapture:
         """Nothing to release."""
 
 
+#: How a chain's checkpoint line starts (the chain is on by default): it is no event's record.
+_CHECKPOINT_PREFIX = b'{"event_type":"audit_checkpoint"'
+
+
 def count_lines(path: Path) -> int:
-    """Newline-terminated lines in ``path``."""
+    """Newline-terminated record lines in ``path``, the chain's checkpoint lines not counted."""
     with path.open("rb") as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        return sum(1 for line in f if line.endswith(b"\n") and not line.startswith(_CHECKPOINT_PREFIX))
+
+
+def count_checkpoints(path: Path) -> int:
+    """The chain's checkpoint lines in ``path`` (each also a witness span ``auditspan.checkpoint``)."""
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.startswith(_CHECKPOINT_PREFIX))
 
 
 def capture_records(events: Sequence[AuditEvent]) -> list[dict[str, Any]]:
