@@ -29,6 +29,7 @@ import pytest
 
 from auditspan import attributes as attr
 
+from ..conftest import event_records, event_spans
 from .servers import PHOENIX_PROJECT_ATTRIBUTE, OtlpProtocol, Phoenix, RotelFactory
 
 PROTOCOLS: list[OtlpProtocol] = ["grpc", "http"]
@@ -77,7 +78,7 @@ def run_agent(
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["failed"] == 0, report
-    records = [json.loads(line) for line in (tmp / "audit.jsonl").read_text().splitlines()]
+    records = event_records((tmp / "audit.jsonl").read_text().splitlines())
     return report, records
 
 
@@ -91,7 +92,7 @@ def endpoint_env(protocol: OtlpProtocol, grpc_endpoint: str, http_endpoint: str)
 # ----------------------------------------------------------------------------- checks
 def check_run(agent: AgentRun) -> None:
     """Every assertion about the trace shape; raises AssertionError naming what is wrong."""
-    spans, run = agent.spans, agent.run
+    spans, run = event_spans(agent.spans), agent.run  # the chain's witness spans apart
     assert len(spans) == agent.expected_spans, (
         f"{len(spans)} spans in Phoenix, expected {agent.expected_spans}"
     )
@@ -175,7 +176,7 @@ def direct_http_run(phoenix: Phoenix, tmp_path_factory: pytest.TempPathFactory) 
         endpoint_env("http", phoenix.grpc_endpoint, phoenix.http_endpoint),
     )
     agent = AgentRun(report["run"], records, [])
-    agent.spans = phoenix.wait_for_spans(project, agent.expected_spans, timeout=90)
+    agent.spans = event_spans(phoenix.wait_for_spans(project, agent.expected_spans, timeout=90))
     yield agent
 
 
@@ -188,7 +189,7 @@ def test_direct_grpc(phoenix: Phoenix, phoenix_project: str, tmp_path: Path) -> 
         tmp_path, phoenix_project, endpoint_env("grpc", phoenix.grpc_endpoint, phoenix.http_endpoint)
     )
     agent = AgentRun(report["run"], records, [])
-    agent.spans = phoenix.wait_for_spans(phoenix_project, agent.expected_spans, timeout=90)
+    agent.spans = event_spans(phoenix.wait_for_spans(phoenix_project, agent.expected_spans, timeout=90))
     check_run(agent)
 
 
@@ -200,7 +201,7 @@ def test_through_rotel(
     base = hop.grpc_endpoint if protocol == "grpc" else hop.http_endpoint
     report, records = run_agent(tmp_path, phoenix_project, endpoint_env(protocol, base, base))
     agent = AgentRun(report["run"], records, [])
-    agent.spans = phoenix.wait_for_spans(phoenix_project, agent.expected_spans, timeout=90)
+    agent.spans = event_spans(phoenix.wait_for_spans(phoenix_project, agent.expected_spans, timeout=90))
     check_run(agent)
     # What Phoenix does not return, rotel's view of the same spans shows: kinds and the Resource.
     seen = hop.wait_for_debug_spans(agent.expected_spans, timeout=30)

@@ -17,7 +17,6 @@ count, and every canonical record is in the audit log. The measured figures are 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -32,6 +31,7 @@ import pytest
 
 import auditspan
 
+from ..conftest import checkpoint_count, event_records
 from .servers import (
     PHOENIX_PROJECT_ATTRIBUTE,
     Phoenix,
@@ -150,7 +150,7 @@ def otel_env(
 
 
 def audit_records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_bytes().splitlines()]
+    return event_records(path.read_bytes().splitlines())
 
 
 def kill_group(server: Rotel) -> None:
@@ -165,9 +165,10 @@ def spans_by_phase(spans: list[dict[str, Any]]) -> Counter[str]:
     return Counter(str(s["name"]).split(" ", 1)[1].removeprefix("tool_") for s in spans)
 
 
-def check_accounting(handle: auditspan.AuditSpanHandle, agent: Agent, delivered: int) -> None:
+def check_accounting(handle: auditspan.AuditSpanHandle, agent: Agent, delivered: int, witnessed: int) -> None:
     stats = handle.span_stats
-    assert stats.ended == agent.spans  # every span the agent made entered the pipeline
+    # Every span the agent made entered the pipeline, and one witness span per checkpoint of the chain.
+    assert stats.ended == agent.spans + witnessed
     assert stats.ended == stats.exported + stats.failed + stats.dropped
     assert delivered == stats.exported  # what the receiver has is what was counted as exported
 
@@ -187,7 +188,7 @@ def finish_and_read_back(
     handle.shutdown(timeout_s=10.0)
     shutdown_s = time.monotonic() - started
     spans = phoenix.wait_for_spans(project, count=max(handle.span_stats.exported, 1), timeout=timeout)
-    check_accounting(handle, agent, len(spans))
+    check_accounting(handle, agent, len(spans), checkpoint_count(audit_path))
     records = audit_records(audit_path)
     assert len(records) == agent.events and len({r["event_id"] for r in records}) == agent.events
     assert max(agent.latencies) < EMIT_BOUND_S
