@@ -31,7 +31,7 @@ import pytest
 
 import auditspan
 
-from ..conftest import checkpoint_count, event_records
+from ..conftest import checkpoint_count, event_records, event_spans
 from .servers import (
     PHOENIX_PROJECT_ATTRIBUTE,
     Phoenix,
@@ -161,8 +161,8 @@ def kill_group(server: Rotel) -> None:
 
 
 def spans_by_phase(spans: list[dict[str, Any]]) -> Counter[str]:
-    """invoke_agent {phase} / execute_tool tool_{phase} -> phase."""
-    return Counter(str(s["name"]).split(" ", 1)[1].removeprefix("tool_") for s in spans)
+    """invoke_agent {phase} / execute_tool tool_{phase} -> phase (the chain's witness spans apart)."""
+    return Counter(str(s["name"]).split(" ", 1)[1].removeprefix("tool_") for s in event_spans(spans))
 
 
 def check_accounting(handle: auditspan.AuditSpanHandle, agent: Agent, delivered: int, witnessed: int) -> None:
