@@ -15,6 +15,7 @@ from typing import Any
 
 from auditspan import configure
 
+from ..conftest import checkpoint_count, event_spans
 from .servers import PHOENIX_PROJECT_ATTRIBUTE, Phoenix
 
 SECRET = "sk-proj-Xq7vB2mN9pL4kR8sT1wY6zA3cE5fH0jK"
@@ -22,9 +23,10 @@ STAMP = "2026-11-21T19:24:1{}.000000+00:00"
 
 
 def _send(phoenix: Phoenix, project: str, tmp_path: Path, capture: str) -> dict[str, dict[str, Any]]:
+    audit_log = tmp_path / f"audit-{capture}.jsonl"
     handle = configure(
         service_name="content-e2e",
-        audit_log=tmp_path / f"audit-{capture}.jsonl",
+        audit_log=audit_log,
         otlp_endpoint=phoenix.http_endpoint,
         resource_attributes={PHOENIX_PROJECT_ATTRIBUTE: project},
         capture=capture,
@@ -69,8 +71,11 @@ def _send(phoenix: Phoenix, project: str, tmp_path: Path, capture: str) -> dict[
         }
     )
     handle.shutdown()
-    assert handle.span_stats.exported == 2
-    spans = phoenix.wait_for_spans(project, count=2, timeout=60)
+    # The turn and its call, and the chain's witness span of each checkpoint.
+    expected = 2 + checkpoint_count(audit_log)
+    assert handle.span_stats.exported == expected
+    spans = event_spans(phoenix.wait_for_spans(project, count=expected, timeout=60))
+    assert len(spans) == 2
     # Phoenix's span kind (AGENT, TOOL) beside the attributes it holds (dotted keys).
     return {s["name"]: {**s["attributes"], "span_kind": s["span_kind"]} for s in spans}
 
