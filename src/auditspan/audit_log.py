@@ -926,9 +926,7 @@ class JsonLinesAuditLog:
             self._io_release()
         self._witness()
         with self._cond:
-            self.stats.rotations += rotations
-            self.stats.records_written += done
-            self.stats.bytes_written += sum(len(line) for line in lines[:done])
+            self._count_written(lines, done, rotations)
             if failure is not None:
                 self.stats.records_failed += len(lines) - done
                 self.stats.write_errors += 1
@@ -945,6 +943,12 @@ class JsonLinesAuditLog:
             return exc.done, exc.rotations, exc.cause
         except Exception as exc:  # a bug must not kill the writer thread; the lines are retried
             return 0, 0, exc
+
+    def _count_written(self, lines: Sequence[bytes], done: int, rotations: int) -> None:
+        """Count a write's first ``done`` lines and its rotations (the caller holds ``_cond``)."""
+        self.stats.rotations += rotations
+        self.stats.records_written += done
+        self.stats.bytes_written += sum(len(line) for line in lines[:done])
 
     # -- the I/O lock ------------------------------------------------------------
     def _io_acquire(self, timeout: float = -1) -> bool:
@@ -985,9 +989,7 @@ class JsonLinesAuditLog:
                 self._io_release()
             self._witness()
             with self._cond:
-                self.stats.rotations += rotations
-                self.stats.records_written += done
-                self.stats.bytes_written += sum(len(line) for line in batch[:done])
+                self._count_written(batch, done, rotations)
                 if failure is not None:
                     self.stats.write_errors += 1
                     # Only the lines not in the file go back, in order: a retry never duplicates.
