@@ -28,7 +28,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from auditspan._chain import line_hash, span_witness
+from auditspan.audit_log._chain import line_hash, span_witness
 from auditspan.audit_log import JsonLinesAuditLog
 from auditspan.cli import main
 from auditspan.configuration import ConfigurationError, configure

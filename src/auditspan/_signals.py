@@ -68,7 +68,7 @@ def install() -> list[str]:
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     try:
-        from .audit_log import _flush_for_signal
+        from .audit_log._writer import _flush_for_signal
         from .collector import _write_held_for_signal
 
         deadline = time.monotonic() + FLUSH_TIMEOUT_S

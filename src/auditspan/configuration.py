@@ -61,14 +61,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from . import _fork, _signals
 from ._bounded import run_bounded
-from ._chain import Signer, span_witness
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
+from .audit_log._chain import Signer, span_witness
+from .audit_log.signing import SigningError, load_signer
 from .classification import Classifier
 from .collector import EVENTS_AS, SpanCollector
 from .emitter import AuditEmitter
 from .redaction import CapturePolicy, Redactor
 from .rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
-from .signing import SigningError, load_signer
 
 __all__ = ["AuditSpanHandle", "ConfigurationError", "SpanExportStats", "configure"]
 
@@ -765,7 +765,7 @@ def _span_exporters(settings: _Settings, destinations: dict[str, str]) -> SpanEx
             exporters.append(ConsoleSpanExporter())
             where.append("the console")
         elif kind == "auditspan_file" or (kind == "otlp" and settings.traces_endpoint is None):
-            from .otlp_file import OtlpJsonFileSpanExporter
+            from .exporters.otlp_file import OtlpJsonFileSpanExporter
 
             path = settings.output_dir / "traces.jsonl"
             try:
@@ -864,7 +864,7 @@ def _logger_provider(settings: _Settings, tracer_provider: Any, destinations: di
         elif kind == "none":
             continue
         else:
-            from .otlp_file import OtlpJsonFileLogExporter
+            from .exporters.otlp_file import OtlpJsonFileLogExporter
 
             path = settings.output_dir / "logs.jsonl"
             exporter = OtlpJsonFileLogExporter(path)

@@ -101,7 +101,7 @@ from . import _deep
 from ._fork import fork_safe_lock
 from .collector import SpanCollector
 from .emitter import AuditEmitter
-from .otlp_file import OtlpJsonFileLogExporter, OtlpJsonFileSpanExporter
+from .exporters.otlp_file import OtlpJsonFileLogExporter, OtlpJsonFileSpanExporter
 
 __all__ = [
     "SEED_AUDIT_MODULES",

@@ -68,8 +68,8 @@ def _err(message: str) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .signing import SigningError, load_public_keys
-    from .verify import read_witness, verify_logs
+    from ..audit_log.signing import SigningError, load_public_keys
+    from ..audit_log.verify import read_witness, verify_logs
 
     for path in args.files:
         if not os.path.isfile(path):
@@ -129,7 +129,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
-    from .signing import SigningError, generate_key_pair
+    from ..audit_log.signing import SigningError, generate_key_pair
 
     try:
         private, public, key_id = generate_key_pair(args.folder, args.name)

@@ -76,9 +76,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
 
-from . import _fork, _signals
+from .. import _fork, _signals
+from ..records import encode_record
 from ._chain import DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_S, Checkpoint, Signer, WriterChain
-from .records import encode_record
 
 if sys.platform != "win32":
     import fcntl

@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from . import __version__
-from .configuration import ConfigurationError
-from .redaction import CapturePolicy, Redactor
+from .. import __version__
+from ..configuration import ConfigurationError
+from ..redaction import CapturePolicy, Redactor
 
 if TYPE_CHECKING:
     from .replay import LineError
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     _reading_options(policy)
     policy.set_defaults(handler=_cmd_policy_input)
 
-    from ._verify_cli import add_commands
+    from ._verify import add_commands
 
     add_commands(commands, _command)
     return parser
@@ -327,7 +327,7 @@ def _scrubbed(error: LineError, scrub: Callable[[str], str]) -> str:
 
 def _redactor(args: argparse.Namespace) -> Redactor:
     """The capture policy of what a command prints: ``--capture``, ``AUDITSPAN_CAPTURE``, or redacted."""
-    from .configuration import _redactor as configured
+    from ..configuration import _redactor as configured
 
     return configured(getattr(args, "capture", None), os.environ)
 
@@ -433,7 +433,7 @@ class _Progress:
 
 # ------------------------------------------------------------------ commands
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .configuration import configure
+    from ..configuration import configure
     from .demo import run_demo_agent
     from .show import ShowFilter, render_tree, spans_of_logs
 
@@ -643,7 +643,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_policy_input(args: argparse.Namespace) -> int:
-    from .policy import policy_input
+    from ..policy import policy_input
     from .replay import LOG_OWN_EVENT_TYPES, LineError, iter_log
 
     status = _unreadable("policy-input", args.files)

@@ -276,7 +276,7 @@ def span_witness(tracer_provider: Any) -> Callable[[Checkpoint], None]:
     """
     from opentelemetry.context import Context
 
-    from . import attributes as attr
+    from .. import attributes as attr
 
     tracer = tracer_provider.get_tracer("auditspan.audit_log")
 
