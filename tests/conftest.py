@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 from auditspan import AuditEmitter, SpanCollector
-from auditspan.audit_log._chain import CHECKPOINT_EVENT_TYPE
 from auditspan.attributes import CHECKPOINT_SPAN_NAME
+from auditspan.audit_log._chain import CHECKPOINT_EVENT_TYPE
 
 _S = TypeVar("_S", ReadableSpan, dict[str, Any])
 

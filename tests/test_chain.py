@@ -28,8 +28,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from auditspan.audit_log._chain import line_hash, span_witness
 from auditspan.audit_log import JsonLinesAuditLog
+from auditspan.audit_log._chain import line_hash, span_witness
 from auditspan.cli import main
 from auditspan.configuration import ConfigurationError, configure
 from auditspan.otlp_file import OtlpJsonFileSpanExporter
