@@ -154,12 +154,13 @@ class _GeneratorRun:
     It begins the call (loop check, policy, attempt: a refusal raises before
     the tool's generator is even made), says how to resume the tool's
     generator (``send`` the consumer's value, or ``throw`` what the consumer
-    threw in), keeps the preview of the items passed on, and ends the call:
-    ``done`` with the generator's return value, ``failed`` with what escaped
-    (``GeneratorExit`` when the consumer closed it: status ``closed``).
+    threw in), keeps the result preview -- the items passed on, while they
+    fit in it -- and ends the call: ``done`` with the generator's return
+    value, ``failed`` with what escaped (``GeneratorExit`` when the consumer
+    closed it: status ``closed``).
     """
 
-    __slots__ = ("_items", "_thrown", "call", "sent")
+    __slots__ = ("_parts", "_size", "_thrown", "call", "sent")
 
     def __init__(self, call: ToolCall) -> None:
         call.begin()
@@ -167,7 +168,8 @@ class _GeneratorRun:
         #: What the consumer sent in with its last step (None for ``next``).
         self.sent: Any = None
         self._thrown: BaseException | None = None
-        self._items = _ItemsPreview()
+        self._parts: list[str] = []  # the items' previews, while they fit in one preview
+        self._size = 0
 
     def resume(self, send: Callable[[Any], Any], throw: Callable[[BaseException], Any]) -> Any:
         """The tool's generator's next step (for an async one, the awaitable of it)."""
@@ -179,40 +181,25 @@ class _GeneratorRun:
         self._thrown, self.sent = exc, None
 
     def passed(self, item: Any) -> Any:
-        """``item`` as it goes on to the consumer (counted into the result preview)."""
-        self._items.add(item)
-        return item
-
-    def failed(self, exc: BaseException) -> None:
-        """End the call with ``exc`` (closed, for ``GeneratorExit``; else failed)."""
-        self.call.result = self._items.text()
-        self.call.finish(exc)
-
-    def done(self, returned: Any) -> Any:
-        """End the call as complete; its result is ``returned``, else the items' preview."""
-        self.call.result = returned if returned is not None else self._items.text()
-        self.call.finish(None)
-        return returned
-
-
-class _ItemsPreview:
-    """A generator call's result preview: its items, while they fit in the preview."""
-
-    __slots__ = ("_parts", "_size", "count")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._parts: list[str] = []
-        self._size = 0
-
-    def add(self, item: Any) -> None:
-        self.count += 1
+        """``item`` as it goes on to the consumer (added to the result preview while that has room)."""
         if self._size < PREVIEW_LIMIT:
             text = _preview_of(item)
             self._parts.append(text)
             self._size += len(text) + 2
+        return item
 
-    def text(self) -> str:
+    def failed(self, exc: BaseException) -> None:
+        """End the call with ``exc`` (closed, for ``GeneratorExit``; else failed)."""
+        self.call.result = self._items()
+        self.call.finish(exc)
+
+    def done(self, returned: Any) -> Any:
+        """End the call as complete; its result is ``returned``, else the items' preview."""
+        self.call.result = returned if returned is not None else self._items()
+        self.call.finish(None)
+        return returned
+
+    def _items(self) -> str:
         return "[" + ", ".join(self._parts) + (", ...]" if self._size >= PREVIEW_LIMIT else "]")
 
 
