@@ -188,6 +188,6 @@ def test_openai_adapter_previews_through_the_same_function() -> None:
     from auditspan.integrations import openai_agents
 
     value = {"output": "o" * (30 * MB)}
-    peak = _peak_of(lambda: openai_agents._cut(value))
+    peak = _peak_of(lambda: openai_agents._preview_of(value))
     assert peak < PEAK_LIMIT, f"{peak / MB:.1f} MB"
-    assert openai_agents._cut(value) == preview(value)
+    assert openai_agents._preview_of(value) == preview(value)

@@ -53,18 +53,35 @@ class AuditCollector(Protocol):
         """Push out whatever is buffered."""
 
 
+# Ids and previews are made here, and only here, for every source of events: this emitter, the
+# hooks (``auditspan.hooks``) and the OpenAI Agents adapter.
+
+
 def new_turn_id() -> str:
     """A new turn id as the seed system makes them: 12 lowercase hex characters."""
     return uuid.uuid4().hex[:12]
 
 
+def _new_call_id() -> str:
+    """A new tool call id, for a call whose runtime gave none: 16 lowercase hex characters."""
+    return uuid.uuid4().hex[:16]
+
+
+def _preview_of(value: Any) -> str:
+    """The preview an event carries of ``value``: "" for None, else ``str(value)`` cut to ``PREVIEW_LIMIT``.
+
+    Its cost is bounded by the limit whatever the value (``_sanitize.preview``). Never raises.
+    """
+    return "" if value is None else preview(value, PREVIEW_LIMIT)
+
+
 def _preview(text: Any) -> str:
-    """A preview of at most ``PREVIEW_LIMIT`` characters, at a cost bounded by it (``_sanitize.preview``)."""
+    """``_preview_of`` as the seed system's emitter previews: an empty or zero value is ""."""
     if type(text) is str:
-        return text[:PREVIEW_LIMIT]
-    if text is None or (type(text) in _PLAIN and not text):
-        return ""  # as the seed system: an empty or zero value previews as nothing
-    return preview(text, PREVIEW_LIMIT)
+        return text[:PREVIEW_LIMIT]  # the common case, and already text: no walk, no repair
+    if type(text) in _PLAIN and not text:
+        return ""
+    return _preview_of(text)
 
 
 _PLAIN = frozenset({bytes, bytearray, int, float, bool, list, tuple, dict, set, frozenset})

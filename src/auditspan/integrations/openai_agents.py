@@ -97,9 +97,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .. import _deep
 from .._bounded import BoundReport
-from .._sanitize import PREVIEW_LIMIT, preview
+from .._targets import collector_of, emitter_for
 from ..context import find_span_collector, span_context_for
-from ..emitter import AuditEmitter, new_turn_id
+from ..emitter import _preview_of, new_turn_id
 from ..events import (
     AuditEvent,
     ErrorEvent,
@@ -132,11 +132,6 @@ _MAX_DEFERRED = 64
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-def _cut(value: Any) -> str:
-    """A preview: at most ``PREVIEW_LIMIT`` characters, at a cost bounded by it (``_sanitize.preview``)."""
-    return "" if value is None else preview(value, PREVIEW_LIMIT)
 
 
 @dataclass(eq=False)
@@ -214,22 +209,12 @@ class AuditSpanProcessor(TracingProcessor):
     def __init__(
         self, target: Any = None, *, session_id: str | None = None, max_sessions: int = 1024
     ) -> None:
-        self._fixed_emitter: Any = None
-        if target is None:
-            from ..instrumentation import process_collector
-
-            target = process_collector()
-        if hasattr(target, "emit_tool_call_attempt"):
-            self._fixed_emitter = target
-            collector = target
-        elif callable(getattr(target, "emitter", None)) and hasattr(target, "collector"):
-            collector = target.collector
-        else:
-            collector = target
-        self._collector: Any = collector
-        self._span_collector: Any = find_span_collector(collector)
+        #: Where events go (``_emitter_for`` makes the emitters of each session from it).
+        self._target: Any = collector_of(None) if target is None else target  # None: made now, once
+        self._collector: Any = collector_of(self._target)
+        self._span_collector: Any = find_span_collector(self._collector)
         self._session_id = session_id
-        self._emitters: OrderedDict[str | None, AuditEmitter] = OrderedDict()
+        self._emitters: OrderedDict[str | None, Any] = OrderedDict()
         self._max_sessions = max_sessions
         self._spans: OrderedDict[str, _SpanInfo] = OrderedDict()
         self._traces: OrderedDict[str, _TraceState] = OrderedDict()
@@ -473,7 +458,7 @@ class AuditSpanProcessor(TracingProcessor):
         if turn is None:
             return
         if turn.start is not None and not turn.start.prompt_preview:
-            turn.start.prompt_preview = _cut(_prompt_text(data))
+            turn.start.prompt_preview = _preview_of(_prompt_text(data))
         text = _reply_text(data)
         if text:
             turn.content = text
@@ -543,7 +528,7 @@ class AuditSpanProcessor(TracingProcessor):
             event = ToolCallCompleteEvent(
                 status="success",
                 duration_ms=_duration_ms(call.started_at, ended),
-                result_preview=_cut(output),
+                result_preview=_preview_of(output),
                 **common,
             )
         self._emit(turn, event)
@@ -559,7 +544,7 @@ class AuditSpanProcessor(TracingProcessor):
             ToolCallAttemptEvent(
                 timestamp=call.decided_at or call.started_at,
                 tool_name=call.name,
-                arguments_preview=_cut(call.arguments),
+                arguments_preview=_preview_of(call.arguments),
                 agent_id=turn.agent if turn is not None else None,
                 turn_id=turn.turn_id if turn is not None else None,
                 metadata={"tool_call_id": call.call_id},
@@ -585,7 +570,7 @@ class AuditSpanProcessor(TracingProcessor):
                 timestamp=ended,
                 agent_id=turn.agent,
                 turn_id=turn.turn_id,
-                content_preview=_cut(turn.content),
+                content_preview=_preview_of(turn.content),
                 function_calls_count=turn.calls,
             )
         )
@@ -665,11 +650,10 @@ class AuditSpanProcessor(TracingProcessor):
         return state.session_id if state is not None else self._session_id
 
     def _emitter_for(self, session_id: str | None) -> Any:
-        if self._fixed_emitter is not None:
-            return self._fixed_emitter
+        """The emitter of ``session_id`` (``_targets.emitter_for``), kept for the next ``max_sessions``."""
         emitter = self._emitters.get(session_id)
         if emitter is None:
-            emitter = self._emitters[session_id] = AuditEmitter(self._collector, session_id=session_id)
+            emitter = self._emitters[session_id] = emitter_for(self._target, session_id)
             while len(self._emitters) > self._max_sessions:
                 self._emitters.popitem(last=False)
         else:
@@ -690,7 +674,7 @@ class AuditSpanProcessor(TracingProcessor):
                         timestamp=_now(),
                         agent_id=turn.agent,
                         turn_id=turn.turn_id,
-                        content_preview=_cut(turn.content),
+                        content_preview=_preview_of(turn.content),
                         function_calls_count=turn.calls,
                         metadata={EVICTED_KEY: "open span bound"},
                     )
