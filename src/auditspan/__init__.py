@@ -29,7 +29,7 @@ Quick start::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 from ._ids import DeterministicIds, RandomIds
 from .audit_log import AuditLogExporter, AuditLogExportResult, AuditLogStats, JsonLinesAuditLog
