@@ -29,9 +29,8 @@ Quick start::
 
 from __future__ import annotations
 
-from ._version import __version__
-
 from ._ids import DeterministicIds, RandomIds
+from ._version import __version__
 from .audit_log import AuditLogExporter, AuditLogExportResult, AuditLogStats, JsonLinesAuditLog
 from .classification import Classification, ClassificationRule, Classifier
 from .collector import CollectorStats, SpanCollector

@@ -47,7 +47,11 @@ _COMPLETE = ToolCallCompleteEvent.event_type
 _ENVELOPE_FIELDS = frozenset({"event_type", "timestamp", "agent_id", "turn_id", "session_id", "tool_name"})
 #: Span event / log attribute key of each event field (built once: the keys' hashes are cached too).
 _EVENT_FIELD_KEYS = {
-    **{f.name: attr.EVENT_FIELD_PREFIX + f.name for cls in EVENT_CLASSES.values() for f in dataclass_fields(cls)},
+    **{
+        f.name: attr.EVENT_FIELD_PREFIX + f.name
+        for cls in EVENT_CLASSES.values()
+        for f in dataclass_fields(cls)
+    },
     "severity": attr.EVENT_SEVERITY,
     "metadata": attr.EVENT_METADATA,
 }
@@ -92,7 +96,12 @@ def turn_name(agent_name: str | None) -> str:
 
 
 def turn_attributes(
-    agent_id: str | None, agent_name: str | None, session_id: str | None, turn_id: str | None, *, synthetic: bool
+    agent_id: str | None,
+    agent_name: str | None,
+    session_id: str | None,
+    turn_id: str | None,
+    *,
+    synthetic: bool,
 ) -> dict[str, Any]:
     """A turn span's attributes at its start (samplers see them)."""
     attributes: dict[str, Any] = {attr.GEN_AI_OPERATION_NAME: attr.OPERATION_INVOKE_AGENT}

@@ -46,7 +46,9 @@ class CallClassifier:
             self._on_error(exc)
             return None
 
-    def classify_arguments(self, tool_name: str, captured: str, raw: str | None, metadata: dict[str, Any]) -> Any:
+    def classify_arguments(
+        self, tool_name: str, captured: str, raw: str | None, metadata: dict[str, Any]
+    ) -> Any:
         """Classify an attempt on its arguments as sent, so that redaction does not hide its target.
 
         The capture policy masks secrets in the preview -- and with them what

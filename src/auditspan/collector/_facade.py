@@ -191,7 +191,9 @@ class SpanCollector:
         self._ids = ids or RandomIds()
         self._flush_timeout_ms = int(flush_timeout_s * 1000)
         self._normaliser = Normaliser(redactor, self.stats)
-        self._calls = CallClassifier(classifier if classifier is not None else Classifier(), redactor, self._internal_error)
+        self._calls = CallClassifier(
+            classifier if classifier is not None else Classifier(), redactor, self._internal_error
+        )
         self._spans = SpanWriter(
             tracer_provider,
             max_attribute_length or _attribute_length_limit(),
@@ -200,7 +202,12 @@ class SpanCollector:
         )
         spans = self._spans
         self._writer = RecordWriter(
-            None, logger_provider, events_as in ("logs", "both"), lambda: spans.max_length, self.stats, self._internal_error
+            None,
+            logger_provider,
+            events_as in ("logs", "both"),
+            lambda: spans.max_length,
+            self.stats,
+            self._internal_error,
         )
         self.audit_log = open_audit_log(audit_log)
         self._state = StateMachine(
@@ -233,7 +240,7 @@ class SpanCollector:
 
     @property
     def redactor(self) -> Any:
-        """Applies the capture policy (``capture``, ``scrub``, ``redact_value``; ``scrub_name`` if it has one)."""
+        """Applies the capture policy (``capture``, ``scrub``, ``redact_value``, maybe ``scrub_name``)."""
         return self._normaliser.redactor
 
     @redactor.setter
@@ -288,7 +295,9 @@ class SpanCollector:
                 raise  # for the handler at the end: the event is made again with room to spare
             except Exception as exc:
                 self._internal_error(exc)
-                fields, ts, raw_args = self._normaliser.cleaned({"metadata": {INVALID: clean_str(type(source).__name__)}})
+                fields, ts, raw_args = self._normaliser.cleaned(
+                    {"metadata": {INVALID: clean_str(type(source).__name__)}}
+                )
             event_id = ""
             held = False
             try:

@@ -46,7 +46,9 @@ __all__ = [
 AS_IS, AS_TAG, AS_CONTENT, AS_SCRUBBED = range(4)
 
 #: Previews: what the capture policy keeps, redacts or drops.
-CONTENT_FIELDS: Final = frozenset({"prompt_preview", "content_preview", "arguments_preview", "result_preview"})
+CONTENT_FIELDS: Final = frozenset(
+    {"prompt_preview", "content_preview", "arguments_preview", "result_preview"}
+)
 #: Fields that hold ids, names and tags rather than content.
 TAG_FIELDS: Final = frozenset(
     {

@@ -197,7 +197,9 @@ class Normaliser:
             _out_of_stack()
         return result
 
-    def cleaned(self, fields: dict[str, Any], *, known: bool = False) -> tuple[dict[str, Any], int, str | None]:
+    def cleaned(
+        self, fields: dict[str, Any], *, known: bool = False
+    ) -> tuple[dict[str, Any], int, str | None]:
         """The fields with the record schema's types, the capture policy applied, the time in ns,
         and the arguments preview as it was before the capture policy (None if there is none).
 

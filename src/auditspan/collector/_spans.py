@@ -80,7 +80,7 @@ class SpanWriter:
             if inner is not None:
                 try:
                     self._injector = _InjectingIdGenerator(inner)
-                    tracer.id_generator = self._injector  # type: ignore[attr-defined]
+                    tracer.id_generator = self._injector  # type: ignore[union-attr]
                 except Exception:  # a read-only attribute: the spans' own ids, as without one
                     self._injector = None
             self._tracer = tracer

@@ -314,7 +314,9 @@ class StateMachine:
         prompt = fields.get("prompt_preview")
         if prompt and turn.span is not None:  # captured: absent under the "none" policy
             self.spans.mark(turn.span, prompt_attributes(prompt, self.spans.max_length))
-        return event_record(fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_START, AGENT_ACTION))
+        return event_record(
+            fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_START, AGENT_ACTION)
+        )
 
     def _on_turn_end(self, ev: Event) -> dict[str, Any]:
         fields, ts = ev.fields, ev.ts
@@ -322,7 +324,9 @@ class StateMachine:
         turn = self.turns.get(key)
         if turn is None or turn.span is None:
             turn = self._open_turn(key, fields, ts, synthetic=True)
-        record = event_record(fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_END, AGENT_ACTION))
+        record = event_record(
+            fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_END, AGENT_ACTION)
+        )
         self.spans.mark(turn.span, turn_end_attributes(fields, self.spans.max_length))
         self.end_turn(turn, ts, incomplete=None)
         return record
@@ -382,7 +386,7 @@ class StateMachine:
             self.end_turn(oldest, oldest.last_ns, incomplete="evicted")
 
     def _turn_for(self, fields: dict[str, Any], ts: int) -> Turn:
-        """The turn an event belongs to (see the module doc of ``auditspan.collector`` for events without one)."""
+        """The turn an event belongs to (``auditspan.collector``'s doc says where events without one go)."""
         session_id: str | None = fields.get("session_id") or None  # cleaned: a string or None
         turn_id: str | None = fields.get("turn_id") or None
         agent_id: str | None = fields.get("agent_id") or None
@@ -468,7 +472,9 @@ class StateMachine:
         self._decorate_error(span, fields)
         trace_id, span_id = spans.ids_of(span)
         spans.add_event(span, fields, ev.id, ts)
-        return event_record(fields, ev.id, trace_id, span_id, _EVENT_OPERATION_NAMES.get(event_type, AGENT_ACTION))
+        return event_record(
+            fields, ev.id, trace_id, span_id, _EVENT_OPERATION_NAMES.get(event_type, AGENT_ACTION)
+        )
 
     def _decorate_error(self, span: Any, fields: dict[str, Any]) -> None:
         error = error_attributes(fields, self.spans.max_length)
@@ -487,12 +493,16 @@ class StateMachine:
             trace_id = self.spans.parent_trace_id(parent) or (
                 self.given[0]
                 if self.given is not None
-                else self.ids.trace_id(f"call|{turn.session_id}|{tool_name}|{fields.get('timestamp')}|{self.position}")
+                else self.ids.trace_id(
+                    f"call|{turn.session_id}|{tool_name}|{fields.get('timestamp')}|{self.position}"
+                )
             )
         span_id = (
             self.given[1]
             if self.given is not None
-            else self.ids.span_id(f"call|{trace_id:032x}|{tool_name}|{fields.get('timestamp')}|{self.position}")
+            else self.ids.span_id(
+                f"call|{trace_id:032x}|{tool_name}|{fields.get('timestamp')}|{self.position}"
+            )
         )
         call = Call(
             tool_name=tool_name,
@@ -527,7 +537,9 @@ class StateMachine:
         self._finish_unended_call(turn, call, turn.last_ns, evicted=True)
 
     @staticmethod
-    def _find(calls_by_tool: dict[str, list[Call]], fields: dict[str, Any], *, fresh: bool = False) -> Call | None:
+    def _find(
+        calls_by_tool: dict[str, list[Call]], fields: dict[str, Any], *, fresh: bool = False
+    ) -> Call | None:
         """The call of this tool an event belongs to: same call id, else same thread, else the oldest.
 
         With ``fresh``, a call that already had an event of this type is passed
@@ -575,7 +587,9 @@ class StateMachine:
         call.seen.add(event_type)
         record_governance = call.governance
         if event_type == POLICY:
-            call.governance = governance_envelope(fields.get("action"), fields.get("policy_source"), fields["metadata"])
+            call.governance = governance_envelope(
+                fields.get("action"), fields.get("policy_source"), fields["metadata"]
+            )
             record_governance = call.governance
             decision = str(fields.get("action") or "")
             call.attributes[attr.POLICY_DECISION] = call.governance.get("decision") or decision
@@ -644,7 +658,7 @@ class StateMachine:
         return []
 
     def release(self, call: Call, *, early: bool = False) -> None:
-        """Let the call's held records go (to ``released``); ``early``: before its attempt (its type is fixed)."""
+        """Let the call's held records go (to ``released``); ``early``: before its attempt (type fixed)."""
         if early and call.span is None:
             call.written_early = True
         held = call.held
@@ -701,7 +715,10 @@ class StateMachine:
         record = self._call_record(ev, call)
         if self.rules is None:
             return [record]
-        return [record, *(self._on_rule_match(call, record, match, ts) for match in self.rules.observe(record))]
+        return [
+            record,
+            *(self._on_rule_match(call, record, match, ts) for match in self.rules.observe(record)),
+        ]
 
     def _on_rule_match(self, call: Call, record: dict[str, Any], match: RuleMatch, ts: int) -> dict[str, Any]:
         """A behavioural rule fired on this call: span event, attributes and a record of its own."""
@@ -777,7 +794,9 @@ class StateMachine:
             self.release(call)
         record = self._call_record(ev, call)
         failed = fields["event_type"] == FAILURE
-        self._end_call(turn, call, ts, outcome=attr.OUTCOME_FAILURE if failed else attr.OUTCOME_SUCCESS, fields=fields)
+        self._end_call(
+            turn, call, ts, outcome=attr.OUTCOME_FAILURE if failed else attr.OUTCOME_SUCCESS, fields=fields
+        )
         remembered = self.failed
         if failed:
             key = (turn.key, call.tool_name)
@@ -852,7 +871,9 @@ class StateMachine:
         turn.calls = max(0, turn.calls - 1)
         self.unfinished.pop(call, None)
         # The attributes at once: one lock, one check in the SDK.
-        self.spans.mark(call.span, *call_end_attributes(outcome, fields, self.spans.max_length, evicted=evicted))
+        self.spans.mark(
+            call.span, *call_end_attributes(outcome, fields, self.spans.max_length, evicted=evicted)
+        )
         self.spans.end(call.span, max(ts, call.start_ns))
 
     def _call_record(self, ev: Event, call: Call, governance: dict[str, Any] | None = None) -> dict[str, Any]:

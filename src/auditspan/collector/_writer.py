@@ -73,7 +73,7 @@ class RecordWriter:
         self._records_to = _AfterShutdown(self)
 
     def write(self, record: dict[str, Any], ts: int) -> None:
-        """Write one record (and its log record); an error is counted, never raised (but ``RecursionError``)."""
+        """Write one record (and its log record); an error is counted, not raised (but ``RecursionError``)."""
         try:
             if self.log_events:
                 self._emit_log(record, ts)
