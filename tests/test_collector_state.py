@@ -41,9 +41,16 @@ class _Span:
     error: str | None = None
     end_ns: int | None = None
 
+    def set_attributes(self, attributes: dict[str, Any]) -> None:
+        self.attributes.update(attributes)
+
+    def end(self, end_time: int) -> None:
+        self.end_ns = end_time
+
 
 class _SpanLog:
-    """A span sink that keeps what it was asked, in order; its spans take the ids they are given."""
+    """A span sink that keeps what it was asked, in order; its spans take the ids they are given
+    and keep what is set on them."""
 
     max_length = 8_192
     ids_hold = True
@@ -84,13 +91,9 @@ class _SpanLog:
         if span is not None:
             span.events.append(fields["event_type"])
 
-    def mark(self, span: _Span, attributes: dict[str, Any], error: str | None = None) -> None:
+    def fail(self, span: _Span, attributes: dict[str, Any], error: str) -> None:
         span.attributes.update(attributes)
-        if error is not None:
-            span.error = error
-
-    def end(self, span: _Span, end_ns: int) -> None:
-        span.end_ns = end_ns
+        span.error = error
 
     def named(self, name: str) -> list[_Span]:
         return [s for s in self.spans if s.name == name]

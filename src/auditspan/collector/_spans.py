@@ -185,13 +185,7 @@ class SpanWriter:
             )
 
     @staticmethod
-    def mark(span: Span, attributes: dict[str, Any], error: str | None = None) -> None:
-        """Set ``attributes`` on ``span``, and an ERROR status described by ``error`` unless it is None."""
+    def fail(span: Span, attributes: dict[str, Any], error: str) -> None:
+        """Set ``attributes`` on ``span`` and an ERROR status described by ``error``."""
         span.set_attributes(attributes)
-        if error is not None:
-            span.set_status(Status(_ERROR, error))
-
-    @staticmethod
-    def end(span: Span, end_ns: int) -> None:
-        """End ``span`` at ``end_ns``."""
-        span.end(end_time=end_ns)
+        span.set_status(Status(_ERROR, error))

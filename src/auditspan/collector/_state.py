@@ -103,9 +103,13 @@ TurnKey = tuple[str | None, str | None, str | None]
 
 
 class SpanSink(Protocol):
-    """What the state machine needs of spans; spans and contexts are opaque values to it.
+    """What the state machine needs of spans: ``_spans.SpanWriter`` is the collector's (see it for each
+    method's contract).
 
-    ``_spans.SpanWriter`` is the collector's: see it for each method's contract.
+    Contexts are opaque values to the machine. A span is an object with the
+    OTel API's ``set_attributes(attributes)`` and ``end(end_time=ns)``, which the
+    machine calls itself (a call less per event than through the sink); a
+    status, links and ids, which need the API's types, go through the sink.
     """
 
     max_length: int
@@ -136,9 +140,7 @@ class SpanSink(Protocol):
 
     def add_event(self, span: Any, fields: dict[str, Any], event_id: str | None, ts: int) -> None: ...
 
-    def mark(self, span: Any, attributes: dict[str, Any], error: str | None = None) -> None: ...
-
-    def end(self, span: Any, end_ns: int) -> None: ...
+    def fail(self, span: Any, attributes: dict[str, Any], error: str) -> None: ...
 
 
 class Event:
@@ -313,7 +315,7 @@ class StateMachine:
             self.spans.add_event(turn.span, fields, ev.id, ts)
         prompt = fields.get("prompt_preview")
         if prompt and turn.span is not None:  # captured: absent under the "none" policy
-            self.spans.mark(turn.span, prompt_attributes(prompt, self.spans.max_length))
+            turn.span.set_attributes(prompt_attributes(prompt, self.spans.max_length))
         return event_record(
             fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_START, AGENT_ACTION)
         )
@@ -327,7 +329,7 @@ class StateMachine:
         record = event_record(
             fields, ev.id, turn.trace_id, turn.span_id, _EVENT_OPERATION_NAMES.get(TURN_END, AGENT_ACTION)
         )
-        self.spans.mark(turn.span, turn_end_attributes(fields, self.spans.max_length))
+        turn.span.set_attributes(turn_end_attributes(fields, self.spans.max_length))
         self.end_turn(turn, ts, incomplete=None)
         return record
 
@@ -418,8 +420,8 @@ class StateMachine:
         span = turn.span
         if span is not None:
             if incomplete is not None:
-                self.spans.mark(span, *turn_incomplete_attributes(incomplete))
-            self.spans.end(span, max(ts, turn.start_ns))
+                self.spans.fail(span, *turn_incomplete_attributes(incomplete))
+            span.end(end_time=max(ts, turn.start_ns))
             self.stats.turns_ended += 1
         self.turns.pop(turn.key, None)
         latest_key = (turn.session_id, turn.agent_id)
@@ -463,13 +465,15 @@ class StateMachine:
                         )
                     ),
                 )
-                self._decorate_error(span, fields)
+                if event_type == ERROR:
+                    self._decorate_error(span, fields)
                 spans.add_event(span, fields, ev.id, ts)
-                spans.end(span, ts)
+                span.end(end_time=ts)
                 return event_record(
                     fields, ev.id, *spans.ids_of(span), _EVENT_OPERATION_NAMES.get(event_type, AGENT_ACTION)
                 )
-        self._decorate_error(span, fields)
+        if event_type == ERROR:
+            self._decorate_error(span, fields)
         trace_id, span_id = spans.ids_of(span)
         spans.add_event(span, fields, ev.id, ts)
         return event_record(
@@ -479,7 +483,7 @@ class StateMachine:
     def _decorate_error(self, span: Any, fields: dict[str, Any]) -> None:
         error = error_attributes(fields, self.spans.max_length)
         if error is not None:
-            self.spans.mark(span, *error)
+            self.spans.fail(span, *error)
 
     # tool calls -------------------------------------------------------------------
     def _new_call(self, turn: Turn, fields: dict[str, Any], ts: int) -> Call:
@@ -729,7 +733,7 @@ class StateMachine:
         match_event = Event(fields, self.ids.event_id(fields, 0), ts)
         span = call.span
         if span is not None:
-            self.spans.mark(span, {attr.RULE_ACTION: match.action, attr.RULE_NAME: match.rule})
+            span.set_attributes({attr.RULE_ACTION: match.action, attr.RULE_NAME: match.rule})
             self.spans.add_event(span, fields, match_event.id, ts)
         governance = {
             "decision": match.action,
@@ -753,7 +757,7 @@ class StateMachine:
             call.events.append(ev)
             return self._hold(ev, call, call.governance)
         if fields["event_type"] == SANDBOX:
-            self.spans.mark(call.span, sandbox_attributes(fields, self.spans.max_length))
+            call.span.set_attributes(sandbox_attributes(fields, self.spans.max_length))
         self.spans.add_event(call.span, fields, ev.id, ts)
         return [self._call_record(ev, call)]
 
@@ -871,10 +875,13 @@ class StateMachine:
         turn.calls = max(0, turn.calls - 1)
         self.unfinished.pop(call, None)
         # The attributes at once: one lock, one check in the SDK.
-        self.spans.mark(
-            call.span, *call_end_attributes(outcome, fields, self.spans.max_length, evicted=evicted)
-        )
-        self.spans.end(call.span, max(ts, call.start_ns))
+        attributes, error = call_end_attributes(outcome, fields, self.spans.max_length, evicted=evicted)
+        span = call.span
+        if error is None:
+            span.set_attributes(attributes)
+        else:
+            self.spans.fail(span, attributes, error)
+        span.end(end_time=max(ts, call.start_ns))
 
     def _call_record(self, ev: Event, call: Call, governance: dict[str, Any] | None = None) -> dict[str, Any]:
         span_id = call.span_id
