@@ -61,6 +61,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
+from .collector import SpanCollector
+
 __all__ = [
     "ContextExecutor",
     "find_span_collector",
@@ -173,8 +175,6 @@ def find_span_collector(target: Any, _depth: int = 0) -> Any:
     seed system's, instrumented or not), or a fan-out (``CompositeCollector``)
     with a ``SpanCollector`` among its children. Never raises.
     """
-    from .collector import SpanCollector
-
     try:
         if target is None or _depth > 5:
             return None
