@@ -43,7 +43,8 @@ class ClassificationRule:
     argument preview. ``type`` must be one of the seed's types (any spelling).
     ``custom_type`` (for ``AGENT_ACTION``; defaults to the tool name) and a fixed
     ``target`` are optional; without a target the heuristics derive one for the
-    rule's type. Raises ``ConfigurationError`` (a ``ValueError``) naming the field when a field is invalid.
+    rule's type. Raises ``ConfigurationError`` (a ``ValueError``) naming the
+    field when a field is invalid.
 
     Example::
 

@@ -124,6 +124,8 @@ _TXN_VERBS: Final = frozenset({"BEGIN", "START", "SET", "USE", "COMMIT"})
 
 @dataclass(frozen=True, slots=True)
 class _Sql:
+    """What a statement does: its verb, whether it writes, its first table and every table it names."""
+
     operation: str  # lower-case verb: "select", "insert", ...
     write: bool
     table: str | None
