@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditspan import classification
 from auditspan.classification import (
     Classification,
     ClassificationRule,
@@ -26,6 +25,7 @@ from auditspan.classification import (
     ConfigError,
     load_classification_rules,
 )
+from auditspan.classification._arguments import _STRING_LITERAL
 
 DATA = Path(__file__).parent / "data" / "rules"
 
@@ -700,7 +700,7 @@ def test_never_raises_on_runtime_like_previews(tool: str, args: Any, as_json: bo
 def test_the_string_literal_pattern_reads_what_its_plain_definition_reads(text: str) -> None:
     """The unrolled-loop form the classifier uses finds the same literals as the per-character one."""
     plain = re.compile(r"""'(?:[^'\\]|\\.)*(?:'|\Z)|"(?:[^"\\]|\\.)*(?:"|\Z)""", re.S)
-    used = re.compile(classification._STRING_LITERAL, re.S)
+    used = re.compile(_STRING_LITERAL, re.S)
     assert [m.span() for m in used.finditer(text)] == [m.span() for m in plain.finditer(text)]
 
 

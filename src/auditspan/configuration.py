@@ -61,6 +61,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from . import _fork, _signals
 from ._bounded import run_bounded
+from ._config_files import ConfigurationError
 from .audit_log import FSYNC_POLICIES, AuditLogExporter, JsonLinesAuditLog
 from .audit_log._chain import Signer, span_witness
 from .audit_log.signing import SigningError, load_signer
@@ -81,10 +82,6 @@ _PROTOCOLS = ("grpc", "http/protobuf")
 _EXPORTERS = ("otlp", "console", "none", "auditspan_file")
 _COMPRESSIONS = ("gzip", "deflate", "none")
 DEFAULT_OUTPUT_DIR = "auditspan-output"
-
-
-class ConfigurationError(ValueError):
-    """A setting is wrong; the message starts with the setting's name."""
 
 
 @dataclass

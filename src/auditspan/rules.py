@@ -78,7 +78,7 @@ from fnmatch import translate
 from typing import Any, Final
 
 from auditspan._bounded import BoundReport
-from auditspan.classification import ConfigDocument, ConfigError, read_config
+from auditspan._config_files import ConfigDocument, ConfigError, _FieldError, read_config
 from auditspan.events import timestamp_to_ns
 from auditspan.governance import DECISION_PRIORITY, normalize_decision
 from auditspan.semantic_types import OperationType, parse_operation_type
@@ -130,31 +130,29 @@ class BehaviourRule:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
-            raise _RuleFieldError("name", f"must be a non-empty string, got {self.name!r}")
+            raise _FieldError("name", f"must be a non-empty string, got {self.name!r}")
         trigger = _type_name(self.trigger_type) if isinstance(self.trigger_type, str) else ""
         if not trigger:
-            raise _RuleFieldError("trigger.type", f"must be an operation type, got {self.trigger_type!r}")
+            raise _FieldError("trigger.type", f"must be an operation type, got {self.trigger_type!r}")
         object.__setattr__(self, "trigger_type", trigger)
         target = self.trigger_target
         if target is not None:
             if not isinstance(target, str) or not target.strip():
-                raise _RuleFieldError("trigger.target", f"must be a glob string or null, got {target!r}")
+                raise _FieldError("trigger.target", f"must be a glob string or null, got {target!r}")
             object.__setattr__(self, "_target_re", re.compile(translate(target.strip()), re.I))
         raw = self.followed_by
         items = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, Iterable) else ()
         follow = tuple(_type_name(t) if isinstance(t, str) else "" for t in items)
         if not follow or not all(follow):
-            raise _RuleFieldError("condition.followed_by", f"must be a non-empty list of types, got {raw!r}")
+            raise _FieldError("condition.followed_by", f"must be a non-empty list of types, got {raw!r}")
         object.__setattr__(self, "followed_by", follow)
         within = self.within_s
         if isinstance(within, bool) or not isinstance(within, (int, float)) or not 0 < within < math.inf:
-            raise _RuleFieldError("condition.within", f"must be a positive number of seconds, got {within!r}")
+            raise _FieldError("condition.within", f"must be a positive number of seconds, got {within!r}")
         object.__setattr__(self, "within_s", float(within))
         action = normalize_decision(self.action)
         if action is None:
-            raise _RuleFieldError(
-                "action", f"must be a decision such as REQUIRE_APPROVAL, got {self.action!r}"
-            )
+            raise _FieldError("action", f"must be a decision such as REQUIRE_APPROVAL, got {self.action!r}")
         object.__setattr__(self, "action", action)
 
     def target_matches(self, target: object) -> bool:
@@ -246,13 +244,6 @@ def parse_duration(value: object) -> float:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-class _RuleFieldError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"field {field!r}: {message}")
-        self.field = field
-        self.message = message
 
 
 _Path = tuple[str | int, ...]
@@ -371,8 +362,8 @@ def _parse_rule(doc: ConfigDocument, item: object, path: _Path) -> BehaviourRule
         raise doc.error((*path, "action"), f"unknown action {rule['action']!r} (known: {known})")
     try:
         return BehaviourRule(name.strip(), trigger_type, target, tuple(followed_by), within, action)
-    except _RuleFieldError as exc:  # pragma: no cover - the checks above come first
-        raise doc.error((*path, *exc.field.split(".")), exc.message) from None
+    except _FieldError as exc:  # pragma: no cover - the checks above come first
+        raise doc.error((*path, *exc.field.split(".")), exc.reason) from None
 
 
 # --------------------------------------------------------------------------- the engine
