@@ -39,6 +39,24 @@ FLUSH_TIMEOUT_S = 5.0
 
 _previous: dict[int, Any] = {}
 _deferred: list[tuple[int, FrameType | None]] = []
+#: What the handler runs, in order: ``flush(deadline) -> bool`` (False: this thread is mid-write).
+#: The collector (records held for their call's attempt) registers before the audit log (the
+#: logs they go to); registering here, instead of importing them, keeps this module a leaf.
+_flushes: list[tuple[int, Callable[[float], bool]]] = []
+
+#: Registration order of ``on_signal``: the collector's held records first, then the audit logs.
+HELD_RECORDS = 0
+AUDIT_LOGS = 1
+
+
+def on_signal(stage: int, flush: Callable[[float], bool]) -> None:
+    """Run ``flush(deadline)`` when a handled signal arrives, after every flush of a lower ``stage``.
+
+    ``flush`` returns False when it cannot finish now (this thread holds the lock of a write in
+    progress); the signal is then handled again as soon as that write is over.
+    """
+    _flushes.append((stage, flush))
+    _flushes.sort(key=lambda item: item[0])
 
 
 def install() -> list[str]:
@@ -68,12 +86,9 @@ def install() -> list[str]:
 
 def _handle(signum: int, frame: FrameType | None) -> None:
     try:
-        from .audit_log._writer import _flush_for_signal
-        from .collector import _write_held_for_signal
-
         deadline = time.monotonic() + FLUSH_TIMEOUT_S
         # Records held for their call's attempt first (they go to the logs), then the logs.
-        flushed = _write_held_for_signal(deadline) and _flush_for_signal(deadline)
+        flushed = all(flush(deadline) for _stage, flush in _flushes)
     except Exception:  # never raise into the interrupted code; the signal still takes its course
         _logger.exception("auditspan: flushing the audit log on signal %d failed", signum)
         flushed = True

@@ -159,6 +159,9 @@ def _flush_for_signal(deadline: float) -> bool:
     return True
 
 
+_signals.on_signal(_signals.AUDIT_LOGS, _flush_for_signal)
+
+
 def _flush_at_process_exit() -> None:
     """A multiprocessing child leaves through ``os._exit``: no atexit, so flush here."""
     for log in _live_logs():

@@ -73,7 +73,6 @@ from __future__ import annotations
 
 from ._facade import DEFAULT_ATTRIBUTE_LENGTH as DEFAULT_ATTRIBUTE_LENGTH
 from ._facade import EVENTS_AS, CollectorStats, SpanCollector
-from ._facade import _write_held_for_signal as _write_held_for_signal  # for auditspan._signals
 from ._state import MAX_REMEMBERED_CALLS as MAX_REMEMBERED_CALLS
 
 __all__ = ["EVENTS_AS", "CollectorStats", "SpanCollector"]

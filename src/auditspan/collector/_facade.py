@@ -566,6 +566,9 @@ def _write_held_for_signal(deadline: float) -> bool:
     return True
 
 
+_signals.on_signal(_signals.HELD_RECORDS, _write_held_for_signal)
+
+
 def _attribute_length_limit() -> int:
     for name in ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"):
         value = os.environ.get(name, "").strip()
