@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auditspan.redaction import (
-    _ALL_FAMILIES,
     DEFAULT_SENSITIVE_KEYS,
     REDACTION_ERROR_MARKER,
     CapturePolicy,
@@ -28,6 +27,7 @@ from auditspan.redaction import (
     is_marker,
     marker,
 )
+from auditspan.redaction._detectors import ALL_FAMILIES as _ALL_FAMILIES
 
 from .secret_corpus import CONTEXT_KINDS, Secret, load_lookalikes, load_secrets
 
