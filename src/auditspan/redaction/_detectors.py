@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from ._keys import DEFAULT_KEY_REGEXES, DEFAULT_KEY_WORDS, kind_from_key
 from ._policy import MARKER_PREFIX, is_marker, marker
@@ -592,11 +592,6 @@ ALL_FAMILIES: Final = (1 << len(FAMILIES)) - 1
 EMAIL: Final = 1 << FAMILY_NAMES.index("email")
 #: The families that need a sensitive key word (or a noun of prose) in the text.
 _KEYED: Final = sum(1 << index for index, family in enumerate(FAMILIES) if family.keyed)
-#: The triggers, flat: (bit, any_of, also, original).
-_TRIGGERS: Final = tuple(
-    (1 << index, family.trigger.any_of, family.trigger.also, family.trigger.original)
-    for index, family in enumerate(FAMILIES)
-)
 #: A fresh copy of this is each ``Redactor``'s validator per family name (``match.lastgroup``).
 VALIDATORS: Final[dict[str, Validator]] = {family.name: family.validate for family in FAMILIES}
 
@@ -634,27 +629,62 @@ def combined_regex(mask: int, words: tuple[str, ...] | None) -> re.Pattern[str]:
     )
 
 
-def trigger_mask(text: str, lowered: str, words: tuple[str, ...] | None) -> int:
-    """The families whose triggers ``text`` holds (a superset of those that can match).
+#: Literals that many triggers contain: a family whose literals all hold one (or whose ``also`` does)
+#: is tested only inside one test of it, so a text without it costs one test, not several.
+_GUARDS: Final = ("-", "_", ":")
 
-    ``lowered`` is ``ascii_lower(text)``; ``words`` the key words of the scanner
-    (None: every pair is a candidate).
+
+def _trigger_source() -> str:
+    """The source of ``trigger_mask``: the table's triggers as straight-line substring tests.
+
+    Generated, not written: the table stays the one definition of every trigger,
+    and straight-line tests cost a text a fraction of what a loop over the rows
+    would (a loop's bookkeeping is about 16,000 instructions a text, more than the
+    tests themselves).
     """
-    mask = 0
-    for bit, any_of, also, original in _TRIGGERS:
-        haystack = text if original else lowered
-        for literal in any_of:
-            if literal in haystack:
-                if not also or also in lowered:
-                    mask |= bit
-                break
-    if mask & _KEYED and words is not None:
-        for word in words:  # every sensitive key and every noun of prose holds one of them
-            if word in lowered:
-                break
-        else:
-            mask &= ~_KEYED
-    return mask
+    groups: dict[str, list[str]] = {guard: [] for guard in ("", *_GUARDS)}
+    for index, family in enumerate(FAMILIES):
+        any_of, also, original = family.trigger
+        # Case-sensitive literals are tested on the text itself, with no guard.
+        guard = "" if original else next((g for g in _GUARDS if g in also or all(g in x for x in any_of)), "")
+        haystack = "text" if original else "lowered"
+        test = " or ".join(f"{literal!r} in {haystack}" for literal in any_of)
+        if also and also != guard:
+            test = f"({test}) and {also!r} in lowered"
+        groups[guard].append(f"if {test}:\n    mask |= {1 << index}  # {family.name}")
+    lines = ["def trigger_mask(text, lowered, words):", "    mask = 0"]
+    for guard, tests in groups.items():
+        indent = "    "
+        if guard and tests:
+            lines.append(f"    if {guard!r} in lowered:")
+            indent = "        "
+        lines.extend(indent + line for test in tests for line in test.split("\n"))
+    lines += [
+        f"    if mask & {_KEYED} and words is not None:",
+        "        for word in words:",
+        "            if word in lowered:",
+        "                break",
+        "        else:",
+        f"            mask &= ~{_KEYED}",
+        "    return mask",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _compile_trigger_mask() -> Callable[[str, str, tuple[str, ...] | None], int]:
+    namespace: dict[str, Any] = {}
+    exec(compile(_trigger_source(), "<auditspan.redaction trigger_mask>", "exec"), namespace)
+    function: Callable[[str, str, tuple[str, ...] | None], int] = namespace["trigger_mask"]
+    function.__doc__ = """The families whose triggers ``text`` holds (a superset of those that can match).
+
+    ``lowered`` is ``ascii_lower(text)``; ``words`` the key words of the scanner (None:
+    every pair is a candidate, and the keyed families need no word). Generated from
+    ``FAMILIES`` (``_trigger_source``).
+    """
+    return function
+
+
+trigger_mask: Final = _compile_trigger_mask()
 
 
 _ASCII_LOWER: Final = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
