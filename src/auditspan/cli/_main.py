@@ -327,7 +327,7 @@ def _scrubbed(error: LineError, scrub: Callable[[str], str]) -> str:
 
 def _redactor(args: argparse.Namespace) -> Redactor:
     """The capture policy of what a command prints: ``--capture``, ``AUDITSPAN_CAPTURE``, or redacted."""
-    from ..configuration import _redactor as configured
+    from ..configuration._pipeline import _redactor as configured
 
     return configured(getattr(args, "capture", None), os.environ)
 
