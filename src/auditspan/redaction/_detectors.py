@@ -130,7 +130,7 @@ _MARKER_VALUE_RE: Final = re.compile(rf"{_SCHEMES}?\[REDACTED:[a-z0-9_.\-]{{1,64
 _BRACKET_EVENT_RE: Final = re.compile(r"\\[\s\S]|[\[\](){}\"']")
 _TAIL_RE: Final = re.compile(r"(?:\.\.\.|…)?[\"'`)\]}>]{0,8}\s*\Z")
 _TRIVIAL_VALUES: Final = frozenset({"", "true", "false", "null", "none", "nil", "undefined"})
-#: Where a command ends (``_on_command`` looks for its password option before it).
+#: Where a command ends (``_command`` looks for its password option before it).
 _COMMAND_END_RE: Final = re.compile(r"[\r\n;|&]")
 #: ``-pSECRET`` (mysql's password, glued to the option; ``-p SECRET`` names a database, ``-P`` a port).
 _MYSQL_OPTION_RE: Final = re.compile(
