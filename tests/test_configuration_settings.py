@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import auditspan
 from auditspan.configuration import ConfigurationError
+from auditspan.configuration._settings import SETTINGS
 
 from .conftest import event_records
 
@@ -155,8 +156,6 @@ def _readme_settings() -> dict[str, str]:
 
 
 def test_the_readme_documents_every_auditspan_setting_and_no_other() -> None:
-    from auditspan.configuration._settings import SETTINGS
-
     table = {
         name: setting for setting in SETTINGS for name in setting.env_vars if name.startswith("AUDITSPAN_")
     }
