@@ -421,9 +421,9 @@ def _pipeline(
     given: dict[str, Any] = {}
     if env is not os.environ:
         for bsp, argument in setting.BSP_ARGUMENTS:
-            text = bsp.read(env)
-            if text is not None:
-                given[argument] = _sdk_number(bsp.env_vars[0], text)
+            value = bsp.read(env)
+            if value is not None:
+                given[argument] = value
     queue = setting.sdk_setting(setting.BSP_MAX_QUEUE_SIZE, env) or ""
     if queue.isdigit() and int(queue) > 0 and not setting.sdk_setting(setting.BSP_MAX_EXPORT_BATCH_SIZE, env):
         # The SDK refuses a queue smaller than its default batch; a small queue alone is a valid wish.
@@ -436,11 +436,3 @@ def _pipeline(
     if pipelines is not None:
         pipelines.append(counting)
     return CountingSpanProcessor(processor, stats)
-
-
-def _sdk_number(name: str, text: str) -> int:
-    """An ``OTEL_BSP_*`` number from a given ``environ``."""
-    try:
-        return int(text)
-    except ValueError:
-        raise ConfigurationError(f"{name}: must be a whole number, got {text!r}") from None

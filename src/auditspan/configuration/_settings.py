@@ -18,7 +18,6 @@ use.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,8 +40,6 @@ __all__ = [
     "read_settings",
     "sdk_setting",
 ]
-
-_logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -228,8 +225,12 @@ def _positive_int(text: str, where: str) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def _sdk_text(text: str, where: str) -> str:
-    return text
+def _whole_number(text: str, where: str) -> int:
+    """An ``OTEL_BSP_*`` number (the SDK checks its range)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(f"{where}: must be a whole number, got {text!r}") from None
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -377,17 +378,21 @@ ATTRIBUTE_LENGTH: Final = Setting[int](
     _positive_int,
     "strings auditspan puts on spans are cut to this many characters",
 )
-BSP_MAX_QUEUE_SIZE: Final = Setting[str | None](
-    None, ("OTEL_BSP_MAX_QUEUE_SIZE",), None, _sdk_text, "the batch span processor's queue (read by the SDK)"
+BSP_MAX_QUEUE_SIZE: Final = Setting[int | None](
+    None,
+    ("OTEL_BSP_MAX_QUEUE_SIZE",),
+    None,
+    _whole_number,
+    "the batch span processor's queue (read by the SDK)",
 )
-BSP_MAX_EXPORT_BATCH_SIZE: Final = Setting[str | None](
-    None, ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",), None, _sdk_text, "its batch (read by the SDK)"
+BSP_MAX_EXPORT_BATCH_SIZE: Final = Setting[int | None](
+    None, ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE",), None, _whole_number, "its batch (read by the SDK)"
 )
-BSP_SCHEDULE_DELAY: Final = Setting[str | None](
-    None, ("OTEL_BSP_SCHEDULE_DELAY",), None, _sdk_text, "its delay between exports, ms (read by the SDK)"
+BSP_SCHEDULE_DELAY: Final = Setting[int | None](
+    None, ("OTEL_BSP_SCHEDULE_DELAY",), None, _whole_number, "its delay between exports, ms (read by the SDK)"
 )
-BSP_EXPORT_TIMEOUT: Final = Setting[str | None](
-    None, ("OTEL_BSP_EXPORT_TIMEOUT",), None, _sdk_text, "its export timeout, ms (read by the SDK)"
+BSP_EXPORT_TIMEOUT: Final = Setting[int | None](
+    None, ("OTEL_BSP_EXPORT_TIMEOUT",), None, _whole_number, "its export timeout, ms (read by the SDK)"
 )
 
 #: Every setting ``configure()`` reads, in the order it checks them.
@@ -427,7 +432,7 @@ BSP_ARGUMENTS: Final = (
 )
 
 
-def sdk_setting(setting: Setting[str | None], env: Mapping[str, str]) -> str | None:
+def sdk_setting(setting: Setting[Any], env: Mapping[str, str]) -> str | None:
     """The text of an SDK setting (``OTEL_BSP_*``) as the SDK will see it: ``env``'s, else the process's.
 
     The SDK reads the process environment for every value it is not given, so a
