@@ -1,7 +1,7 @@
 """The settings of ``configure()``, declared once each: argument, environment variables, default, parser.
 
-``SETTINGS`` is the table (the README's table of settings is checked against
-it). Reading is kept apart from building: ``read_settings`` turns
+``SETTINGS`` is the table (a test checks the README's table of settings against
+its ``AUDITSPAN_*`` rows). Reading is kept apart from building: ``read_settings`` turns
 ``configure()``'s arguments and the ``environ`` it was given into a
 ``Settings`` value, raising ``ConfigurationError`` naming the setting, and
 touches nothing else (no file is opened, no provider made).
@@ -313,6 +313,7 @@ OUTPUT_DIR: Final = Setting[str | os.PathLike[str]](
     "the embedded default's folder (./auditspan-output)",
     blank_argument_unset=True,
 )
+#: ``none`` parses to None, as does an unset variable: ``_pipeline`` tells them apart with ``lookup``.
 AUDIT_LOG: Final = Setting[Any](
     "audit_log",
     ("AUDITSPAN_AUDIT_LOG",),
