@@ -49,8 +49,8 @@ Bad settings fail here, with a ``ConfigurationError`` naming the setting::
 
 from __future__ import annotations
 
-from ..exporters._counting import SpanExportStats
 from .._config_files import ConfigurationError
+from ..exporters._counting import SpanExportStats
 from ._handle import AuditSpanHandle
 from ._pipeline import configure
 from ._pipeline import embedded_traces_file as embedded_traces_file

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from .. import _signals
+from .._config_files import ConfigurationError
 from ..audit_log import AuditLogExporter, JsonLinesAuditLog
 from ..audit_log._chain import Signer, span_witness
 from ..audit_log.signing import SigningError, load_signer
@@ -23,7 +24,6 @@ from ..exporters._fan_out import FanOutSpanExporter
 from ..redaction import Redactor
 from ..rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
 from . import _settings as setting
-from .._config_files import ConfigurationError
 from ._handle import SHUT_DOWN, AuditSpanHandle, keep_until_exit
 from ._settings import EXPORTERS, Settings, read_settings
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Final, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from .._config_files import ConfigurationError
 from ..audit_log import FSYNC_POLICIES
 from ..collector import DEFAULT_ATTRIBUTE_LENGTH, EVENTS_AS
 from ..redaction import CapturePolicy
-from .._config_files import ConfigurationError
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
