@@ -664,7 +664,7 @@ def well_typed_events(draw: st.DrawFn) -> AuditEvent:
 @settings(max_examples=300, deadline=None)
 @given(well_typed_events())
 def test_the_fast_path_of_field_cleaning_agrees_with_the_general_one(event: AuditEvent) -> None:
-    from auditspan.collector._fields import FIELD_PLANS as _FIELD_PLANS
+    from auditspan.redaction._fields import FIELD_PLANS as _FIELD_PLANS
 
     collector = SpanCollector(tracer_provider=TracerProvider())._normaliser
     fast = collector._plain_fields(event.fields_view(), _FIELD_PLANS[type(event)])

@@ -20,7 +20,7 @@ from .. import _deep
 from .._sanitize import clean_str, preview
 from ..events import BASE_FIELDS, AuditEvent, timestamp_to_ns
 from ..redaction import REDACTION_ERROR_MARKER, CapturePolicy
-from ._fields import (
+from ..redaction._fields import (
     AS_CONTENT,
     AS_IS,
     AS_TAG,

@@ -1,6 +1,6 @@
 """The capture policy's field tables: which event fields are content, tags or scrubbed text.
 
-One table, read by both of the collector's ways in (``_normalise``): the
+One table, read by both of the collector's ways in (``collector._normalise``): the
 fast path of this package's own well-typed events and the general path of
 everything else. Each text field gets one *treatment*:
 
@@ -13,9 +13,8 @@ everything else. Each text field gets one *treatment*:
 * ``AS_SCRUBBED``: every other string, of any event type, through the secret
   scrubber (``Redactor.scrub``).
 
-These tables belong to the capture policy rather than to the collector; they
-are kept here, free of the collector's other imports, so that the policy
-(``auditspan.redaction``) can own them without an import cycle.
+These tables are the capture policy's (they live in ``auditspan.redaction``);
+the collector reads them and decides nothing about fields itself.
 """
 
 from __future__ import annotations
