@@ -1,18 +1,23 @@
 """auditspan: AI-agent audit events as OpenTelemetry traces, beside a canonical audit log.
 
-The pipeline, one module a stage::
+The pipeline, one module or package a stage, in the order an event goes through::
 
-    events          the audit event model (seed-compatible dataclasses, parser)
+    events          the audit event model (seed-compatible dataclasses, parser, event tags)
     emitter         AuditEmitter: one emit_* method per event type
     semantic_types  the operation types of seed 004, categories, risk levels
     classification  semantic operation types of tool calls (DATABASE_READ, ...)
-    governance      policy decisions, their order, the governance envelope
-    redaction       the capture policy: secrets out of previews, arguments, metadata
+    redaction       the capture policy: which fields are content, tags or scrubbed; secrets out
     rules           behavioural sequence rules (the PII-exfiltration rule built in)
-    collector       SpanCollector: events -> spans, span events, log records, records
+    governance      policy decisions, their order, the governance envelope
+    collector       SpanCollector: events -> turn/call state -> spans, span events, log records, records
+    ingest          AuditSpanProcessor: other instrumentations' agent and tool spans -> records
     records         the canonical audit record and its JSON Schema
-    audit_log       exporters of the canonical audit log (JSON lines)
-    configuration   configure(): providers, OTLP exporters, audit log, from OTEL_* settings
+    audit_log       the canonical audit log (JSON lines, hash chain, signing, verify)
+    exporters       the OTLP/JSON-lines files; the wrappers of auditspan's export pipeline
+    configuration   configure(): settings table -> providers, OTLP exporters, audit log
+    hooks           Audit: turns and tool calls of code without audit events
+    integrations    adapters of runtimes (the OpenAI Agents SDK)
+    cli             the ``auditspan`` command (demo, replay, show, validate, verify)
 
 Quick start::
 
