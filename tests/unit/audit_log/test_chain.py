@@ -388,7 +388,7 @@ WRITER = textwrap.dedent(
             time.sleep(0.001)
     log.shutdown()
     """
-).format(tests=str(Path(__file__).parents[2]))
+).format(tests=str(Path(__file__).parent))
 
 
 def start_writer(path: Path, who: str, count: int, rotate: int = 0) -> subprocess.Popen[str]:
@@ -664,7 +664,7 @@ def test_sigterm_closes_the_chain_with_a_checkpoint(tmp_path: Path) -> None:
         print("ready", flush=True)
         time.sleep(30)
         """
-    ).format(tests=str(Path(__file__).parents[2]))
+    ).format(tests=str(Path(__file__).parent))
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
