@@ -61,6 +61,7 @@ from .events import (
 )
 from .governance import normalize_decision
 from .hooks import Audit, ToolCallDenied, ToolLoopBlocked
+from .ingest import AuditSpanProcessor
 from .policy import policy_input
 from .records import build_record, encode_record, record_schema
 from .redaction import CapturePolicy, Redactor
@@ -76,6 +77,7 @@ __all__ = [
     "AuditLogExporter",
     "AuditLogStats",
     "AuditSpanHandle",
+    "AuditSpanProcessor",
     "BehaviourRule",
     "CapturePolicy",
     "Classification",
