@@ -928,3 +928,56 @@ def test_the_sampler_leaves_auditspan_own_spans_to_the_base_sampler() -> None:
     audit.emit_turn_end(agent_id="a", turn_id=turn, content="x", fc_count=1)
     collector.shutdown()
     assert collector.stats.spans_unsampled == 2
+
+
+def _room() -> int:
+    def probe(n: int) -> int:
+        try:
+            return probe(n + 1)
+        except RecursionError:
+            return n
+
+    return probe(0)
+
+
+def _at_depth(frames_left: int, call: Any) -> BaseException | None:
+    def down(levels: int) -> BaseException | None:
+        if levels > 0:
+            return down(levels - 1)
+        try:
+            call()
+        except BaseException as exc:  # whatever escapes is the finding
+            return exc
+        return None
+
+    return down(_room() - frames_left)
+
+
+def test_never_raises_and_writes_every_record_at_any_stack_depth(tmp_path: Path) -> None:
+    """The runtime may start and end its spans from deep recursion: the work finishes on a fresh stack."""
+    log = JsonLinesAuditLog(tmp_path / "audit.jsonl", chain=False)
+    processor = AuditSpanProcessor(log)
+    provider = TracerProvider()  # the spans are made here; the processor is called at depth
+    tracer = provider.get_tracer("rt")
+    escaped: dict[int, str] = {}
+    depths = range(4, 61)
+    for frames_left in depths:
+        span = tracer.start_span(
+            f"execute_tool t{frames_left}",
+            attributes={attr.GEN_AI_OPERATION_NAME: "execute_tool", attr.GEN_AI_TOOL_NAME: f"t{frames_left}"},
+        )
+        exc = _at_depth(frames_left, lambda span=span: processor.on_start(span))
+        span.end()
+        exc = exc or _at_depth(frames_left, lambda span=span: processor.on_end(span))
+        if exc is not None:
+            escaped[frames_left] = type(exc).__name__
+    from auditspan import _deep
+
+    _deep.drain()  # work kept for later within a few frames of the limit
+    assert escaped == {}
+    assert processor.stats.internal_errors == 0
+    log.force_flush()
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    for frames_left in depths:
+        kinds = [r["event_type"] for r in records if r["tool_name"] == f"t{frames_left}"]
+        assert kinds == ["tool_call_attempt", "tool_call_complete"], frames_left

@@ -62,7 +62,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
-from .. import _fork
+from .. import _deep, _fork
 from .. import attributes as attr
 from .._bounded import BoundReport
 from .._ids import RandomIds
@@ -328,6 +328,7 @@ class AuditSpanProcessor(SpanProcessor):
         _fork.track(self, tier=0)
 
     # --- SpanProcessor ---------------------------------------------------------------
+    @_deep.guard
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Remember an agent, tool or guardrail span; write what is known at its start. Never raises."""
         try:
@@ -336,53 +337,83 @@ class AuditSpanProcessor(SpanProcessor):
             raw = span.attributes
             parent = span.parent
             home = self._open.get(parent.span_id) if parent is not None else None
-            if not raw or RECOGNITION_KEYS.isdisjoint(raw):  # most spans: no lookup at all
-                recognized = attributes = None
-            else:
-                attributes = dict(raw)  # see _Ended
-                recognized = recognize(span.name, attributes)
+            if raw and not RECOGNITION_KEYS.isdisjoint(raw):
+                self._started(span, dict(raw), home)  # see _Ended for the copy
+            elif home is not None:  # under an agent or a call: passes the turn and call down
+                self._remember(span, _Open(_ROLE_INSIDE, home.turn, home.call))
+        except RecursionError:
+            raise  # no stack left: _deep.guard finishes it on a fresh one (nothing was half done)
+        except Exception:
+            self._internal_error("on_start")
+
+    @_deep.roomy
+    def _started(self, span: Span, attributes: dict[str, Any], home: _Open | None) -> None:
+        """A span with one of the conventions' keys (on a fresh stack when the caller's is nearly out)."""
+        try:
+            recognized = recognize(span.name, attributes)
             if recognized is None:
-                if home is not None:  # under an agent or a call: passes the turn and call down
+                if home is not None:
                     self._remember(span, _Open(_ROLE_INSIDE, home.turn, home.call))
                 return
             scope = span.instrumentation_scope
             if scope is not None and is_own_scope(scope.name):
                 self.stats.own_spans_skipped += 1
                 return
-            assert attributes is not None
             if recognized.role == AGENT:
                 self._start_turn(span, attributes)
             elif recognized.role == TOOL:
                 self._start_call(span, attributes, recognized, home)
             else:
                 self._remember(span, _Open(_ROLE_GUARDRAIL, home.turn if home else None, _call_of(home)))
+        except RecursionError:
+            raise  # finished on a fresh stack (auditspan._deep)
         except Exception:
             self._internal_error("on_start")
 
+    @_deep.guard
     def on_end(self, readable: ReadableSpan) -> None:
         """Write the records of an ended agent, tool or guardrail span. Never raises."""
+        span_id = None
         try:
             context = readable.context
             if context is None:
                 return
-            with self._lock:
-                state = self._open.pop(context.span_id, None)
-            if self._closed or (self._forked_at_ns and (readable.start_time or 0) < self._forked_at_ns):
+            span_id = context.span_id
+            # Forgotten once its records are written: run again on a fresh stack (_deep.guard),
+            # the end still finds what its start remembered.
+            state = self._open.get(span_id)
+            self._end(readable, state)
+            if state is not None:
+                self._forget(span_id)
+        except RecursionError:
+            raise  # no stack left: _deep.guard finishes it on a fresh one
+        except Exception:
+            if span_id is not None:
+                self._forget(span_id)
+            self._internal_error("on_end")
+
+    def _end(self, readable: ReadableSpan, state: _Open | None) -> None:
+        if self._closed or (self._forked_at_ns and (readable.start_time or 0) < self._forked_at_ns):
+            return
+        if state is None or state.role == _ROLE_INSIDE:
+            raw = readable.attributes
+            if not raw:
                 return
-            if state is None or state.role == _ROLE_INSIDE:
-                raw = readable.attributes
-                if not raw:
+            if state is None:
+                if RECOGNITION_KEYS.isdisjoint(raw):  # no agent, tool or guardrail span
                     return
-                if state is None:
-                    if RECOGNITION_KEYS.isdisjoint(raw):  # no agent, tool or guardrail span
-                        return
-                else:  # a span under a turn: perhaps the model call that carries its prompt
-                    turn = state.turn
-                    if turn is None or turn.started or turn.prompt is not None:
-                        return
-                    if _PROMPT_KEYS.isdisjoint(raw):
-                        return
-            span = _Ended(readable)
+            else:  # a span under a turn: perhaps the model call that carries its prompt
+                turn = state.turn
+                if turn is None or turn.started or turn.prompt is not None:
+                    return
+                if _PROMPT_KEYS.isdisjoint(raw):
+                    return
+        self._ended_span(_Ended(readable), state)
+
+    @_deep.roomy
+    def _ended_span(self, span: _Ended, state: _Open | None) -> None:
+        """The records of an ended span (on a fresh stack when the caller's is nearly out)."""
+        try:
             if state is None:
                 self._end_unseen(span)
             elif state.role == _ROLE_TURN:
@@ -397,6 +428,8 @@ class AuditSpanProcessor(SpanProcessor):
                 self._end_guardrail(span, state.turn, state.call)
             elif state.turn is not None:
                 self._prompt_from(span, state.turn)
+        except RecursionError:
+            raise  # finished on a fresh stack (auditspan._deep)
         except Exception:
             self._internal_error("on_end")
 
@@ -918,6 +951,10 @@ class AuditSpanProcessor(SpanProcessor):
                 f"max_open_spans={self._max_open}: the oldest open span was forgotten "
                 "(its records are still written at its end)",
             )
+
+    def _forget(self, span_id: int) -> None:
+        with self._lock:
+            self._open.pop(span_id, None)
 
     def _internal_error(self, where: str) -> None:
         self.stats.internal_errors += 1
