@@ -29,8 +29,11 @@ and a few of its own:
 With no endpoint and no exporter configured, spans go to
 ``<output dir>/traces.jsonl`` (OTLP/JSON lines) -- the embedded default, so
 ``configure()`` works with zero setup. A TracerProvider the application
-already installed is reused as it is: auditspan adds no exporter to it and
-does not shut it down.
+already installed is reused as it is: auditspan adds no exporter to it (only
+the ``AuditSpanProcessor`` of ``AUDITSPAN_INGEST``), keeps its sampler and
+does not shut it down. ``AUDITSPAN_INGEST`` (``true``) and
+``AUDITSPAN_SCRUBBING`` (``true``) switch the ingesting processor and the
+scrubbing exporters.
 
 Each setting is declared once, in ``_settings.SETTINGS`` (argument, environment
 variables, default, parser); ``_settings`` reads them, ``_pipeline`` builds from

@@ -46,6 +46,8 @@ class AuditSpanHandle:
         logger_provider: the provider log records go to, when log events are on.
         destinations: where things go, in words (for people and the demo).
         span_stats: spans exported / failed by auditspan's own exporter.
+        ingest: the ``AuditSpanProcessor`` added to the provider (``ingest_spans``), or None
+            (off, no audit log, or the provider had one already).
     """
 
     collector: SpanCollector
@@ -57,6 +59,7 @@ class AuditSpanHandle:
     _shut: bool = field(default=False, repr=False)
     #: auditspan's own counting exporters (they warn once when spans cannot be delivered).
     _pipelines: list[Any] = field(default_factory=list, repr=False)
+    ingest: Any = None
 
     def emitter(self, session_id: str | None = None) -> AuditEmitter:
         """A new ``AuditEmitter`` for one session, writing to this handle's collector."""
@@ -97,6 +100,8 @@ class AuditSpanHandle:
             return
         self._shut = True
         _live.pop(id(self), None)
+        if self.ingest is not None:  # first: a provider auditspan reused keeps it, closed
+            self.ingest.shutdown()
         self.collector.shutdown()
         for provider in self._owned:
             SHUT_DOWN.add(provider)

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from .. import _signals
 from .._config_files import ConfigurationError
@@ -21,6 +22,9 @@ from ..classification import Classifier
 from ..collector import SpanCollector
 from ..exporters._counting import CountingSpanExporter, CountingSpanProcessor, SpanExportStats
 from ..exporters._fan_out import FanOutSpanExporter
+from ..exporters._scrubbing import ScrubbingLogExporter, ScrubbingSpanExporter
+from ..ingest import AuditSampler, AuditSpanProcessor
+from ..ingest._install import install
 from ..redaction import Redactor
 from ..rules import PII_EXFILTRATION_RULE, BehaviourRule, RuleEngine, load_rules
 from . import _settings as setting
@@ -52,6 +56,8 @@ def configure(
     flush_on_signal: bool | None = None,
     chain: bool | None = None,
     signing_key: str | os.PathLike[str] | None = None,
+    ingest_spans: bool | None = None,
+    scrubbing: bool | None = None,
     **collector_options: Any,
 ) -> AuditSpanHandle:
     """Set up traces, log events and the canonical audit log; return the handle.
@@ -91,6 +97,14 @@ def configure(
         signing_key: an Ed25519 private key file (PEM, ``auditspan keygen``) that signs the
             audit log's checkpoints; else ``AUDITSPAN_SIGNING_KEY``; else unsigned. Needs the
             ``auditspan[signing]`` extra.
+        ingest_spans: add an ``AuditSpanProcessor`` to the provider (made or reused), writing the
+            audit records of other instrumentations' agent and tool spans into the same audit log
+            with the same classifier, capture policy and rules, and wrap the sampler of a provider
+            made here in ``AuditSampler`` (so that those records do not depend on sampling); else
+            ``AUDITSPAN_INGEST`` (default true).
+        scrubbing: apply the capture policy to every span and log record the pipeline made here
+            exports, other instrumentations' included (``auditspan.exporters._scrubbing``); else
+            ``AUDITSPAN_SCRUBBING`` (default true).
         collector_options: passed to ``SpanCollector`` (``redactor``, ``rules``, bounds ...).
 
     Raises:
@@ -147,6 +161,15 @@ def configure(
             log_exporter = log_target
             destinations["audit log"] = repr(log_target)
 
+    ingest = setting.INGEST.read(env, ingest_spans)
+    scrub = setting.SCRUBBING.read(env, scrubbing)
+    # Read before the pipeline is built: the scrubbing exporters apply the collector's capture policy.
+    collector_options.setdefault("redactor", _redactor(capture, env))
+    redactor = collector_options["redactor"]
+    wrap = (
+        (lambda exporter: ScrubbingSpanExporter(exporter, redactor)) if scrub else (lambda exporter: exporter)
+    )
+
     provider = tracer_provider
     replaced_global = False
     if provider is None and reuse_global_provider:
@@ -161,15 +184,15 @@ def configure(
     if provider is None:
         resource = Resource.create(_resource_attributes(settings.service_name, resource_attributes))
         # No exit handler of its own: the handle shuts it down (at exit too), after the open turns ended.
-        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False, sampler=_sampler(ingest))
         exporter = span_exporter or _span_exporters(settings, destinations)
         if exporter is not None:
-            provider.add_span_processor(_pipeline(exporter, stats, env, destinations, pipelines))
+            provider.add_span_processor(_pipeline(wrap(exporter), stats, env, destinations, pipelines))
         owned.append(provider)
         if set_global and not replaced_global:
             trace.set_tracer_provider(provider)
     elif span_exporter is not None:
-        provider.add_span_processor(_pipeline(span_exporter, stats, env, destinations, pipelines))
+        provider.add_span_processor(_pipeline(wrap(span_exporter), stats, env, destinations, pipelines))
         destinations["traces"] = repr(span_exporter)
 
     if isinstance(log_exporter, JsonLinesAuditLog) and log_exporter.chained and log_exporter.witness is None:
@@ -178,10 +201,9 @@ def configure(
 
     logger_provider = None
     if settings.events_as != "span_events":  # no log records are sent otherwise: no pipeline, no file
-        logger_provider = _logger_provider(settings, provider, destinations)
+        logger_provider = _logger_provider(settings, provider, destinations, redactor if scrub else None)
         owned.insert(0, logger_provider)
 
-    collector_options.setdefault("redactor", _redactor(capture, env))
     collector_options.setdefault("rules", _rules(rules, env))
     collector_options.setdefault("classifier", _classifier(classification_rules, env))
     # Read here, from env: left to the collector, the limit would come from the process environment.
@@ -196,6 +218,19 @@ def configure(
         )
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"collector options: {exc}") from exc
+    ingesting = None
+    shared_log = collector.audit_log
+    if ingest and shared_log is not None:
+        # Once per provider: another configure() (or the instrumentation path) may have added one.
+        ingesting = install(
+            provider,
+            lambda: AuditSpanProcessor(
+                shared_log,
+                classifier=collector.classifier,
+                redactor=collector.redactor,
+                rules=collector.rules,
+            ),
+        )
     handle = AuditSpanHandle(
         collector=collector,
         tracer_provider=provider,
@@ -204,6 +239,7 @@ def configure(
         span_stats=stats,
         _owned=owned,
         _pipelines=pipelines,
+        ingest=ingesting,
     )
     keep_until_exit(handle)
     if on_signal:
@@ -303,6 +339,15 @@ def _check_exporters(name: str, names: tuple[str, ...]) -> None:
         )
 
 
+def _sampler(ingest: bool) -> Sampler | None:
+    """``OTEL_TRACES_SAMPLER``'s sampler (the SDK reads it), wrapped so that agent and tool spans
+    reach the ingesting processor whatever it drops; ``None`` (the SDK's own choice) when not ingesting."""
+    if not ingest:
+        return None
+    # A provider with no sampler given reads OTEL_TRACES_SAMPLER / _ARG: the public way to get that one.
+    return AuditSampler(TracerProvider(shutdown_on_exit=False).sampler)
+
+
 def _span_exporters(settings: Settings, destinations: dict[str, str]) -> SpanExporter | None:
     """The exporter of ``OTEL_TRACES_EXPORTER`` (a fan-out when it names several)."""
     _check_exporters("OTEL_TRACES_EXPORTER", settings.traces_exporters)
@@ -372,7 +417,10 @@ def _otlp_exporter(settings: Settings, signal: str) -> Any:
     )
 
 
-def _logger_provider(settings: Settings, tracer_provider: Any, destinations: dict[str, str]) -> Any:
+def _logger_provider(
+    settings: Settings, tracer_provider: Any, destinations: dict[str, str], redactor: Redactor | None
+) -> Any:
+    """The log pipeline of ``OTEL_LOGS_EXPORTER``; each exporter scrubbed by ``redactor`` when given."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
@@ -400,6 +448,8 @@ def _logger_provider(settings: Settings, tracer_provider: Any, destinations: dic
             path = settings.output_dir / "logs.jsonl"
             exporter = OtlpJsonFileLogExporter(path)
             where.append(f"{path.resolve()} (OTLP/JSON lines)")
+        if redactor is not None:
+            exporter = ScrubbingLogExporter(exporter, redactor)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
     destinations["log records"] = " and ".join(where) or "nowhere (OTEL_LOGS_EXPORTER=none)"
     return provider

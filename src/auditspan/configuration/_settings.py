@@ -372,6 +372,24 @@ FLUSH_ON_SIGNAL: Final = Setting[bool](
     "true (default): flush the audit log on SIGTERM, SIGINT and SIGHUP; false: install nothing",
     convert=_truth,
 )
+INGEST: Final = Setting[bool](
+    "ingest_spans",
+    ("AUDITSPAN_INGEST",),
+    True,
+    _flag("AUDITSPAN_INGEST", "ingest_spans"),
+    "true (default): other instrumentations' agent and tool spans get audit records "
+    "(AuditSpanProcessor; a sampler that drops them is wrapped in AuditSampler); false: neither",
+    convert=_truth,
+)
+SCRUBBING: Final = Setting[bool](
+    "scrubbing",
+    ("AUDITSPAN_SCRUBBING",),
+    True,
+    _flag("AUDITSPAN_SCRUBBING", "scrubbing"),
+    "true (default): the capture policy on every span and log record auditspan's pipeline exports; "
+    "false: on auditspan's own only",
+    convert=_truth,
+)
 ATTRIBUTE_LENGTH: Final = Setting[int](
     "max_attribute_length",
     ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
@@ -418,6 +436,8 @@ SETTINGS: Final[tuple[Setting[Any], ...]] = (
     CHAIN,
     SIGNING_KEY,
     FLUSH_ON_SIGNAL,
+    INGEST,
+    SCRUBBING,
     ATTRIBUTE_LENGTH,
     BSP_MAX_QUEUE_SIZE,
     BSP_MAX_EXPORT_BATCH_SIZE,

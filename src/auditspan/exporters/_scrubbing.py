@@ -32,16 +32,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
 from .. import attributes as attr
 from ..redaction import CapturePolicy, Redactor
+
+if TYPE_CHECKING:  # the logs SDK is loaded only by a pipeline that sends log records
+    from opentelemetry.sdk._logs import ReadableLogRecord
+    from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 __all__ = ["CONTENT_ATTRIBUTES", "ScrubbingLogExporter", "ScrubbingSpanExporter", "scrub_attributes"]
 
@@ -205,11 +207,13 @@ def _scrub_log(redactor: Redactor, readable: ReadableLogRecord) -> ReadableLogRe
     return dataclasses.replace(readable, log_record=record)
 
 
-class ScrubbingLogExporter(LogRecordExporter):
+class ScrubbingLogExporter:
     """Wrap a log-record exporter: bodies and attributes get the capture policy first.
 
     As ``ScrubbingSpanExporter``: auditspan's own records pass unchanged, nothing changes
     under ``full``, a record that cannot be scrubbed is withheld (``records_withheld``).
+    It has the SDK's ``LogRecordExporter`` interface without subclassing it, so that importing
+    this module (``configure()`` does, on ``import auditspan``) does not load the logs SDK.
     """
 
     def __init__(self, inner: LogRecordExporter, redactor: Redactor) -> None:
