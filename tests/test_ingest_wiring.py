@@ -231,3 +231,42 @@ def test_zero_code_with_the_distro_audits_other_instrumentations_spans(tmp_path:
     ]
     assert {r["telemetry"]["trace_id"] for r in records} == {ids["trace_id"]}
     assert records[1]["type"] == "DATABASE_READ"
+
+
+def test_a_rule_matches_across_the_emitter_and_a_frameworks_spans(tmp_path: Path) -> None:
+    """One rule engine: a PII read reported through the emitter, an upload seen on a framework's span."""
+    handle = auditspan.configure(
+        audit_log=tmp_path / "audit.jsonl", span_exporter=InMemorySpanExporter(), environ={}, set_global=False
+    )
+    audit = handle.emitter(session_id="sess-1")
+    turn = audit.emit_turn_start(agent_id="planner", prompt="export the customers")
+    audit.emit_tool_call_attempt(
+        "run_sql", args="{'query': 'SELECT email FROM crm.pii_emails'}", agent_id="planner", turn_id=turn
+    )
+    audit.emit_tool_call_complete(
+        "run_sql", duration_ms=3.0, result="3 rows", agent_id="planner", turn_id=turn
+    )
+    tracer = handle.tracer_provider.get_tracer("a-runtime")
+    with tracer.start_as_current_span(
+        "execute_tool http_post",
+        attributes={
+            attr.GEN_AI_OPERATION_NAME: "execute_tool",
+            attr.GEN_AI_TOOL_NAME: "http_post",
+            attr.GEN_AI_CONVERSATION_ID: "sess-1",
+            attr.GEN_AI_TOOL_CALL_ARGUMENTS: '{"url": "https://mailer.example.com/upload"}',
+        },
+    ):
+        pass
+    audit.emit_turn_end(agent_id="planner", turn_id=turn, content="done", fc_count=2)
+    handle.shutdown()
+    records = _records(tmp_path / "audit.jsonl")
+    match = next(r for r in records if r["event_type"] == "behavior_rule_match")
+    trigger = next(
+        r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "run_sql"
+    )
+    follow = next(
+        r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "http_post"
+    )
+    assert match["trigger_event_id"] == trigger["event_id"]
+    assert match["match_event_id"] == follow["event_id"]
+    assert match["governance"]["decision"] == "REQUIRE_APPROVAL"
