@@ -752,3 +752,25 @@ def test_fork_children_write_their_own_records_once_and_never_hang(tmp_path: Pat
     assert len({r["event_id"] for r in events}) == len(events)
     parent_turn = next(r for r in events if r["event_type"] == "turn_end" and r["agent_id"] == "parent")
     assert parent_turn["function_calls_count"] == 1  # the children's calls are not the parent's
+
+
+def test_a_call_without_an_agent_span_takes_agent_and_conversation_from_its_own_span(pipe: Pipeline) -> None:
+    with pipe.tracer.start_as_current_span(
+        "send_email.tool",
+        attributes={
+            attr.TRACELOOP_SPAN_KIND: "tool",
+            attr.TRACELOOP_ENTITY_NAME: "send_email",
+            attr.GEN_AI_AGENT_NAME: "mailer",
+            attr.GEN_AI_CONVERSATION_ID: "conv-9",
+        },
+    ):
+        pass
+    with pipe.tracer.start_as_current_span("lonely.tool", attributes={attr.TRACELOOP_SPAN_KIND: "tool"}):
+        pass
+    records = pipe.records()
+    assert [(r["tool_name"], r["agent_id"], r["session_id"], r["turn_id"]) for r in records] == [
+        ("send_email", "mailer", "conv-9", None),
+        ("send_email", "mailer", "conv-9", None),
+        ("lonely.tool", None, None, None),
+        ("lonely.tool", None, None, None),
+    ]

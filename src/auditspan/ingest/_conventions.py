@@ -103,12 +103,18 @@ class Recognized:
 
 @dataclass(frozen=True, slots=True)
 class ToolFacts:
-    """What a tool span says about its call; ``None`` where it says nothing."""
+    """What a tool span says about its call; ``None`` where it says nothing.
+
+    ``agent_id`` / ``session_id``: what the tool span itself names (runtimes copy the agent
+    and the conversation onto their tool spans), for a call with no agent span above it.
+    """
 
     tool_name: str
     call_id: str | None
     arguments: str | None
     result: str | None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +269,14 @@ def tool_facts(name: object, attributes: Mapping[str, Any]) -> ToolFacts:
             attr.TRACELOOP_ENTITY_OUTPUT,
             attr.ADK_TOOL_RESPONSE,
         ),
+        agent_id=_first(
+            attributes,
+            attr.GEN_AI_AGENT_ID,
+            attr.GEN_AI_AGENT_NAME,
+            attr.LEGACY_AGENT_NAME,
+            attr.OPENINFERENCE_AGENT_NAME,
+        ),
+        session_id=_first(attributes, attr.GEN_AI_CONVERSATION_ID, attr.OPENINFERENCE_SESSION_ID),
     )
 
 

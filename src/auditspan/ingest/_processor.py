@@ -49,6 +49,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -244,7 +245,8 @@ class AuditSpanProcessor(SpanProcessor):
             self.rules = RuleEngine(rule_list) if rule_list else None
         self.stats = IngestStats()
         self._max_open = max_open_spans
-        self._open: dict[int, _Open] = {}
+        # Insertion order is age: the oldest is forgotten first, in O(1).
+        self._open: OrderedDict[int, _Open] = OrderedDict()
         self._lock = _fork.fork_safe_lock()
         self._ids = RandomIds()
         self._bounds = BoundReport(_logger)
@@ -338,7 +340,7 @@ class AuditSpanProcessor(SpanProcessor):
     def _fork_child(self) -> None:
         # The open spans are the parent's: it writes their records. The child starts empty and
         # ignores the ends of spans started before the fork (os.fork children that unwind them).
-        self._open = {}
+        self._open = OrderedDict()
         self._forked_at_ns = time.time_ns()
 
     # --- turns ----------------------------------------------------------------------
@@ -403,7 +405,7 @@ class AuditSpanProcessor(SpanProcessor):
             self.stats.same_call_spans += 1
             self._remember(span, _Open(_ROLE_SAME_CALL, outer.turn, outer))
             return
-        call = self._new_call(attributes, facts, recognized, home)
+        call = self._new_call(facts, recognized, home)
         self._remember(span, _Open(_ROLE_CALL, call.turn, call))
         self._enrich(span, call.classification)
         context = span.context
@@ -411,18 +413,17 @@ class AuditSpanProcessor(SpanProcessor):
             self._attempt(call, facts.arguments, span.start_time, context.trace_id, context.span_id, span)
         )
 
-    def _new_call(
-        self, attributes: Mapping[str, Any], facts: ToolFacts, recognized: Recognized, home: _Open | None
-    ) -> _Call:
+    def _new_call(self, facts: ToolFacts, recognized: Recognized, home: _Open | None) -> _Call:
         turn = home.turn if home is not None else None
         tool_name = self._name(facts.tool_name) or ""
         if turn is not None:
             agent_id, session_id = turn.agent_id, turn.session_id
-            turn.calls += 1
         else:  # no agent span above it: the tool span may name its agent and conversation itself
-            agent = agent_facts("", attributes)
-            agent_id, session_id = self._name(agent.agent_id), self._name(agent.session_id)
-        self.stats.tool_calls += 1
+            agent_id, session_id = self._name(facts.agent_id), self._name(facts.session_id)
+        with self._lock:  # parallel calls of one turn may start on several threads
+            if turn is not None:
+                turn.calls += 1
+            self.stats.tool_calls += 1
         raw_arguments = facts.arguments[:PREVIEW_CHARS] if facts.arguments else ""
         return _Call(
             turn,
@@ -597,11 +598,12 @@ class AuditSpanProcessor(SpanProcessor):
                 return
             # Enriched at its start (then forgotten at the bound): its attempt was written then.
             attempt_written = attr.OPERATION_TYPE in attributes
-            call = self._new_call(attributes, facts, recognized, home)
+            call = self._new_call(facts, recognized, home)
             if attempt_written:
-                self.stats.tool_calls -= 1  # counted at its start
-                if call.turn is not None:
-                    call.turn.calls -= 1
+                with self._lock:  # counted at its start
+                    self.stats.tool_calls -= 1
+                    if call.turn is not None:
+                        call.turn.calls -= 1
             self._end_call(span, call, attempt_written=attempt_written)
         elif recognized.role == GUARDRAIL:
             self._end_guardrail(span, home.turn if home else None, _call_of(home))
@@ -684,7 +686,6 @@ class AuditSpanProcessor(SpanProcessor):
             event_type=attr.EVENT_TYPE_RULE_MATCH,
             severity="warning",
             metadata={},
-            tool_name=record.get("tool_name", ""),
             rule_name=match.rule,
             action=match.action,
             trigger_event_id=match.trigger_event_id,
@@ -788,7 +789,7 @@ class AuditSpanProcessor(SpanProcessor):
         with self._lock:
             table = self._open
             if len(table) >= self._max_open:
-                del table[next(iter(table))]
+                table.popitem(last=False)
                 self.stats.spans_evicted += 1
                 evicted = True
             else:
