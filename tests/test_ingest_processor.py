@@ -37,6 +37,7 @@ from auditspan import (
     record_schema,
 )
 from auditspan import attributes as attr
+from auditspan.events import timestamp_to_ns
 from auditspan.ingest import AuditSampler, AuditSpanProcessor
 
 SECRET = "sk-proj-abcDEF1234567890abcDEF12XYZ"
@@ -774,3 +775,73 @@ def test_a_call_without_an_agent_span_takes_agent_and_conversation_from_its_own_
         ("lonely.tool", None, None, None),
         ("lonely.tool", None, None, None),
     ]
+
+
+def _messages(*messages: tuple[str, str]) -> str:
+    return json.dumps(
+        [{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in messages]
+    )
+
+
+def test_the_prompt_comes_from_the_first_model_call_when_the_agent_span_has_none(pipe: Pipeline) -> None:
+    """The agent span gets its prompt only at its end: turn_start waits for the first model call."""
+    with _genai_agent(pipe):
+        with pipe.tracer.start_as_current_span(
+            "chat test-model", attributes={attr.GEN_AI_OPERATION_NAME: "chat"}
+        ) as chat:
+            chat.set_attribute(
+                attr.GEN_AI_INPUT_MESSAGES, _messages(("system", "be brief"), ("user", f"Find {SECRET}"))
+            )
+        with _genai_tool(pipe, "lookup", "{}", "c1"):
+            pass
+        with pipe.tracer.start_as_current_span(
+            "chat test-model", attributes={attr.GEN_AI_OPERATION_NAME: "chat"}
+        ) as chat:
+            chat.set_attribute(attr.GEN_AI_INPUT_MESSAGES, _messages(("user", "a later message")))
+    records = pipe.records()
+    assert [r["event_type"] for r in records] == [
+        "turn_start",
+        "tool_call_attempt",
+        "tool_call_complete",
+        "turn_end",
+    ]
+    assert records[0]["prompt_preview"] == "Find [REDACTED:openai_key]"
+    agent = pipe.spans()["invoke_agent planner"]
+    assert agent.start_time is not None
+    assert (
+        timestamp_to_ns(records[0]["timestamp"]) == agent.start_time // 1_000 * 1_000
+    )  # the span's own start
+
+
+def test_the_prompt_the_agent_span_carries_at_its_end(pipe: Pipeline) -> None:
+    with _genai_agent(pipe) as agent:
+        agent.set_attributes(
+            {
+                attr.PYDANTIC_AI_ALL_MESSAGES: _messages(
+                    ("user", "earlier"), ("assistant", "ok"), ("user", "now this")
+                ),
+                attr.PYDANTIC_AI_NEW_MESSAGE_INDEX: 2,
+                attr.PYDANTIC_AI_FINAL_RESULT: "done",
+            }
+        )
+    records = pipe.records()
+    assert [(r["event_type"], r.get("prompt_preview"), r.get("content_preview")) for r in records] == [
+        ("turn_start", "now this", None),
+        ("turn_end", None, "done"),
+    ]
+
+
+def test_a_turn_forgotten_at_the_bound_before_its_first_call_still_has_one_turn_start(tmp_path: Path) -> None:
+    pipe = Pipeline(tmp_path / "audit.jsonl", max_open_spans=2)
+    agent = pipe.tracer.start_span("invoke_agent a", attributes={attr.GEN_AI_OPERATION_NAME: "invoke_agent"})
+    others = [
+        pipe.tracer.start_span(f"invoke_agent b{i}", attributes={attr.GEN_AI_OPERATION_NAME: "invoke_agent"})
+        for i in range(3)
+    ]
+    for span in [*others, agent]:
+        span.end()
+    kinds = [(r["event_type"], r["agent_id"]) for r in pipe.records()]
+    for name in ("a", "b0", "b1", "b2"):
+        assert kinds.count(("turn_start", name)) == 1, name
+        assert kinds.count(("turn_end", name)) == 1, name
+    assert kinds[0] == ("turn_start", "a")  # written when it was forgotten

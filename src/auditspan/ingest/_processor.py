@@ -10,8 +10,10 @@ rules, redaction and governance envelope as ``SpanCollector``:
 ==========================  ==================================================================
 span                        records
 ==========================  ==================================================================
-agent                       ``turn_start`` when it starts (when it is recognised then), then
-                            ``error`` if it failed and ``turn_end`` when it ends
+agent                       ``turn_start`` (with the span's start time) before the first record
+                            of the turn, or at its end; ``error`` if it failed and ``turn_end``
+                            when it ends. The prompt is the agent span's input, else the last
+                            user message of the first model call under it.
 tool                        ``tool_call_attempt`` (and any ``behavior_rule_match``) when it
                             starts, then ``tool_call_complete`` or ``tool_call_failure``
                             (``error_type`` from the span) when it ends; a Pydantic AI
@@ -129,13 +131,41 @@ class IngestStats:
 
 
 class _Turn:
-    __slots__ = ("agent_id", "calls", "session_id", "turn_id")
+    """An agent span's turn. Its ``turn_start`` is written when the first record of the turn is
+    (a call's attempt, a guardrail's decision) or when it ends: until then the prompt may still
+    come, from the first model call under it (Pydantic AI sets none on its agent span before it
+    ends)."""
 
-    def __init__(self, turn_id: str, agent_id: str | None, session_id: str | None) -> None:
-        self.turn_id = turn_id
+    __slots__ = (
+        "agent_id",
+        "calls",
+        "prompt",
+        "session_id",
+        "span_id",
+        "start_ns",
+        "started",
+        "trace_id",
+        "turn_id",
+    )
+
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        start_ns: int | None,
+        agent_id: str | None,
+        session_id: str | None,
+        prompt: str | None,
+    ) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.turn_id = _hex_span(span_id)
+        self.start_ns = start_ns
         self.agent_id = agent_id
         self.session_id = session_id
+        self.prompt = prompt
         self.calls = 0
+        self.started = False
 
 
 class _Call:
@@ -306,6 +336,8 @@ class AuditSpanProcessor(SpanProcessor):
                 self._end_same_call(span, state.call)
             elif state.role == _ROLE_GUARDRAIL:
                 self._end_guardrail(span, state.turn, state.call)
+            elif state.turn is not None and state.turn.prompt is None and not state.turn.started:
+                self._prompt_from(span, state.turn)
         except Exception:
             self._internal_error("on_end")
 
@@ -347,29 +379,47 @@ class AuditSpanProcessor(SpanProcessor):
     def _start_turn(self, span: Span, attributes: Mapping[str, Any]) -> None:
         facts = agent_facts(span.name, attributes)
         context = span.context
-        turn = _Turn(_hex_span(context.span_id), self._name(facts.agent_id), self._name(facts.session_id))
+        turn = _Turn(
+            context.trace_id,
+            context.span_id,
+            span.start_time,
+            self._name(facts.agent_id),
+            self._name(facts.session_id),
+            facts.prompt,
+        )
         # Marks the span as seen at its start: if the processor forgets it (bound), its end
-        # still knows its turn_start was written.
+        # knows its turn_start was written (an unstarted turn is started when forgotten).
         span.set_attribute(attr.TURN_ID, turn.turn_id)
         self._remember(span, _Open(_ROLE_TURN, turn, None))
-        self.stats.turns += 1
-        self._write(
-            [self._turn_start(turn, span.start_time, context.trace_id, context.span_id, facts.prompt)]
-        )
+        with self._lock:
+            self.stats.turns += 1
 
-    def _turn_start(
-        self, turn: _Turn, start_ns: int | None, trace_id: int, span_id: int, prompt: str | None
-    ) -> dict[str, Any]:
-        fields = self._fields("turn_start", start_ns, turn.agent_id, turn.turn_id, turn.session_id, "info")
-        fields["prompt_preview"] = self._content(prompt)
-        return self._record(fields, "WORKFLOW_START", None, trace_id, span_id)
+    def _prompt_from(self, span: ReadableSpan, turn: _Turn) -> None:
+        """A model call under a turn that has no prompt yet: its input's last user message is it."""
+        attributes = span.attributes
+        if attributes and attr.GEN_AI_INPUT_MESSAGES in attributes:
+            turn.prompt = agent_facts(
+                "", {attr.GEN_AI_INPUT_MESSAGES: attributes[attr.GEN_AI_INPUT_MESSAGES]}
+            ).prompt
+
+    def _turn_start(self, turn: _Turn) -> list[dict[str, Any]]:
+        """``[turn_start]`` the first time it is asked for, ``[]`` after (whatever the thread)."""
+        with self._lock:
+            if turn.started:
+                return []
+            turn.started = True
+        fields = self._fields(
+            "turn_start", turn.start_ns, turn.agent_id, turn.turn_id, turn.session_id, "info"
+        )
+        fields["prompt_preview"] = self._content(turn.prompt)
+        return [self._record(fields, "WORKFLOW_START", None, turn.trace_id, turn.span_id)]
 
     def _end_turn(self, span: ReadableSpan, turn: _Turn) -> None:
         attributes = span.attributes or {}
         facts = agent_facts(span.name, attributes)
-        context = span.context
-        assert context is not None
-        records: list[dict[str, Any]] = []
+        if facts.prompt is not None and not turn.started:
+            turn.prompt = facts.prompt  # the agent span's own, set by its end
+        records = self._turn_start(turn)
         status = span.status
         ended = outcome(
             attributes,
@@ -385,14 +435,12 @@ class AuditSpanProcessor(SpanProcessor):
             fields["error_message"] = self.redactor.scrub(ended.error_message)
             fields["error_context"] = self.redactor.scrub(f"agent span {span.name}")
             records.append(
-                self._record(
-                    fields, "AGENT_ACTION", None, context.trace_id, context.span_id, custom_type="error"
-                )
+                self._record(fields, "AGENT_ACTION", None, turn.trace_id, turn.span_id, custom_type="error")
             )
         fields = self._fields("turn_end", span.end_time, turn.agent_id, turn.turn_id, turn.session_id, "info")
         fields["content_preview"] = self._content(facts.reply)
         fields["function_calls_count"] = turn.calls
-        records.append(self._record(fields, "WORKFLOW_COMPLETE", None, context.trace_id, context.span_id))
+        records.append(self._record(fields, "WORKFLOW_COMPLETE", None, turn.trace_id, turn.span_id))
         self._write(records)
 
     # --- tool calls -------------------------------------------------------------------
@@ -457,10 +505,11 @@ class AuditSpanProcessor(SpanProcessor):
         live: Span | None,
     ) -> list[dict[str, Any]]:
         """The attempt's record and the behavioural-rule matches it completes."""
+        records = self._turn_start(call.turn) if call.turn is not None else []
         fields = self._call_fields(call, "tool_call_attempt", start_ns, "info")
         fields["arguments_preview"] = self._content(arguments)
         record = self._record(fields, None, call.classification, trace_id, span_id)
-        records = [record]
+        records.append(record)
         if self.rules is not None:
             for match in self.rules.observe(record):
                 records.append(self._rule_match(record, match, call))
@@ -561,7 +610,7 @@ class AuditSpanProcessor(SpanProcessor):
             governance=governance,
             custom_type="guardrail",
         )
-        self._write([record])
+        self._write([*(self._turn_start(turn) if turn is not None else ()), record])
 
     # --- spans not seen at their start ------------------------------------------------
     def _end_unseen(self, span: ReadableSpan) -> None:
@@ -582,12 +631,19 @@ class AuditSpanProcessor(SpanProcessor):
         assert context is not None
         if recognized.role == AGENT:
             agent = agent_facts(span.name, attributes)
-            turn = _Turn(_hex_span(context.span_id), self._name(agent.agent_id), self._name(agent.session_id))
-            if attributes.get(attr.TURN_ID) != turn.turn_id:  # not seen at its start: no turn_start yet
-                self.stats.turns += 1
-                self._write(
-                    [self._turn_start(turn, span.start_time, context.trace_id, context.span_id, agent.prompt)]
-                )
+            turn = _Turn(
+                context.trace_id,
+                context.span_id,
+                span.start_time,
+                self._name(agent.agent_id),
+                self._name(agent.session_id),
+                agent.prompt,
+            )
+            if attributes.get(attr.TURN_ID) == turn.turn_id:
+                turn.started = True  # seen at its start, and started when it was forgotten
+            else:
+                with self._lock:
+                    self.stats.turns += 1
             self._end_turn(span, turn)
         elif recognized.role == TOOL:
             facts = tool_facts(span.name, attributes)
@@ -786,16 +842,16 @@ class AuditSpanProcessor(SpanProcessor):
     # --- bounded state ------------------------------------------------------------------
     def _remember(self, span: Span, state: _Open) -> None:
         span_id = span.context.span_id
+        evicted: _Open | None = None
         with self._lock:
             table = self._open
             if len(table) >= self._max_open:
-                table.popitem(last=False)
+                evicted = table.popitem(last=False)[1]
                 self.stats.spans_evicted += 1
-                evicted = True
-            else:
-                evicted = False
             table[span_id] = state
-        if evicted:
+        if evicted is not None:
+            if evicted.role == _ROLE_TURN and evicted.turn is not None:
+                self._write(self._turn_start(evicted.turn))  # its end will not know whether it was
             self._bounds.hit(
                 "ingested open spans",
                 f"max_open_spans={self._max_open}: the oldest open span was forgotten "
