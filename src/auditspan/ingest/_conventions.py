@@ -50,6 +50,7 @@ from ..governance import DECISION_PRIORITY, normalize_decision
 __all__ = [
     "AGENT",
     "GUARDRAIL",
+    "RECOGNITION_KEYS",
     "TOOL",
     "AgentFacts",
     "Outcome",
@@ -155,6 +156,20 @@ def is_own_scope(scope_name: object) -> bool:
     return isinstance(scope_name, str) and (
         scope_name == attr.INSTRUMENTATION_SCOPE or scope_name.startswith(attr.INSTRUMENTATION_SCOPE + ".")
     )
+
+
+#: Attributes one of which every recognised span has: a span with none of them is no agent, tool
+#: or guardrail span, which a set test tells without looking a single key up.
+RECOGNITION_KEYS: Final = frozenset(
+    {
+        attr.OPENINFERENCE_SPAN_KIND,
+        attr.GEN_AI_OPERATION_NAME,
+        attr.MCP_METHOD_NAME,
+        attr.TRACELOOP_SPAN_KIND,
+        attr.GEN_AI_TOOL_NAME,
+        attr.LEGACY_AGENT_NAME,
+    }
+)
 
 
 def recognize(name: object, attributes: Mapping[str, Any] | None) -> Recognized | None:

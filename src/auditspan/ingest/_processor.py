@@ -52,14 +52,15 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Final
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, Status, StatusCode
 
 from .. import _fork
 from .. import attributes as attr
@@ -76,6 +77,7 @@ from ._conventions import (
     AGENT,
     GUARDRAIL,
     MCP,
+    RECOGNITION_KEYS,
     TOOL,
     Outcome,
     Recognized,
@@ -98,6 +100,8 @@ PREVIEW_CHARS: Final = 2_048
 _REDACT_CHARS: Final = 16_384
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: A model call's input, read for a turn's prompt (a set test: the SDK's mapping makes ``in`` slow).
+_PROMPT_KEYS: Final = frozenset({attr.GEN_AI_INPUT_MESSAGES})
 
 # The role of a remembered open span.
 _ROLE_TURN: Final = 1
@@ -171,6 +175,7 @@ class _Turn:
 class _Call:
     __slots__ = (
         "agent_id",
+        "arguments",
         "call_id",
         "classification",
         "convention",
@@ -190,8 +195,11 @@ class _Call:
         session_id: str | None,
         classification: Classification,
         convention: str,
+        arguments: str,
     ) -> None:
         self.turn = turn
+        #: The arguments as the capture policy lets them into the records.
+        self.arguments = arguments
         self.tool_name = tool_name
         self.call_id = call_id
         self.agent_id = agent_id
@@ -213,6 +221,39 @@ class _Open:
         self.role = role
         self.turn = turn
         self.call = call
+
+
+class _Ended:
+    """What the processor reads of an ended span, read once.
+
+    The SDK hands attributes out as a read-only view of its bounded mapping, where every
+    lookup of an absent key costs a raised ``KeyError``; the conventions look up many absent
+    keys, so they read a plain copy.
+    """
+
+    __slots__ = (
+        "attributes",
+        "context",
+        "end_time",
+        "events",
+        "name",
+        "parent",
+        "scope",
+        "start_time",
+        "status",
+    )
+
+    def __init__(self, span: ReadableSpan) -> None:
+        self.name: str = span.name
+        self.context: SpanContext | None = span.context
+        self.parent: SpanContext | None = span.parent
+        raw = span.attributes
+        self.attributes: dict[str, Any] = dict(raw) if raw else {}
+        self.status: Status = span.status
+        self.events: Sequence[Event] = span.events
+        self.start_time: int | None = span.start_time
+        self.end_time: int | None = span.end_time
+        self.scope: InstrumentationScope | None = span.instrumentation_scope
 
 
 def _iso(ns: int | None) -> str:
@@ -292,10 +333,14 @@ class AuditSpanProcessor(SpanProcessor):
         try:
             if self._closed:
                 return
-            attributes = span.attributes
+            raw = span.attributes
             parent = span.parent
             home = self._open.get(parent.span_id) if parent is not None else None
-            recognized = recognize(span.name, attributes) if attributes else None
+            if not raw or RECOGNITION_KEYS.isdisjoint(raw):  # most spans: no lookup at all
+                recognized = attributes = None
+            else:
+                attributes = dict(raw)  # see _Ended
+                recognized = recognize(span.name, attributes)
             if recognized is None:
                 if home is not None:  # under an agent or a call: passes the turn and call down
                     self._remember(span, _Open(_ROLE_INSIDE, home.turn, home.call))
@@ -314,16 +359,30 @@ class AuditSpanProcessor(SpanProcessor):
         except Exception:
             self._internal_error("on_start")
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def on_end(self, readable: ReadableSpan) -> None:
         """Write the records of an ended agent, tool or guardrail span. Never raises."""
         try:
-            context = span.context
+            context = readable.context
             if context is None:
                 return
             with self._lock:
                 state = self._open.pop(context.span_id, None)
-            if self._closed or (self._forked_at_ns and (span.start_time or 0) < self._forked_at_ns):
+            if self._closed or (self._forked_at_ns and (readable.start_time or 0) < self._forked_at_ns):
                 return
+            if state is None or state.role == _ROLE_INSIDE:
+                raw = readable.attributes
+                if not raw:
+                    return
+                if state is None:
+                    if RECOGNITION_KEYS.isdisjoint(raw):  # no agent, tool or guardrail span
+                        return
+                else:  # a span under a turn: perhaps the model call that carries its prompt
+                    turn = state.turn
+                    if turn is None or turn.started or turn.prompt is not None:
+                        return
+                    if _PROMPT_KEYS.isdisjoint(raw):
+                        return
+            span = _Ended(readable)
             if state is None:
                 self._end_unseen(span)
             elif state.role == _ROLE_TURN:
@@ -336,7 +395,7 @@ class AuditSpanProcessor(SpanProcessor):
                 self._end_same_call(span, state.call)
             elif state.role == _ROLE_GUARDRAIL:
                 self._end_guardrail(span, state.turn, state.call)
-            elif state.turn is not None and state.turn.prompt is None and not state.turn.started:
+            elif state.turn is not None:
                 self._prompt_from(span, state.turn)
         except Exception:
             self._internal_error("on_end")
@@ -394,7 +453,7 @@ class AuditSpanProcessor(SpanProcessor):
         with self._lock:
             self.stats.turns += 1
 
-    def _prompt_from(self, span: ReadableSpan, turn: _Turn) -> None:
+    def _prompt_from(self, span: _Ended, turn: _Turn) -> None:
         """A model call under a turn that has no prompt yet: its input's last user message is it."""
         attributes = span.attributes
         if attributes and attr.GEN_AI_INPUT_MESSAGES in attributes:
@@ -414,8 +473,8 @@ class AuditSpanProcessor(SpanProcessor):
         fields["prompt_preview"] = self._content(turn.prompt)
         return [self._record(fields, "WORKFLOW_START", None, turn.trace_id, turn.span_id)]
 
-    def _end_turn(self, span: ReadableSpan, turn: _Turn) -> None:
-        attributes = span.attributes or {}
+    def _end_turn(self, span: _Ended, turn: _Turn) -> None:
+        attributes = span.attributes
         facts = agent_facts(span.name, attributes)
         if facts.prompt is not None and not turn.started:
             turn.prompt = facts.prompt  # the agent span's own, set by its end
@@ -457,9 +516,7 @@ class AuditSpanProcessor(SpanProcessor):
         self._remember(span, _Open(_ROLE_CALL, call.turn, call))
         self._enrich(span, call.classification)
         context = span.context
-        self._write(
-            self._attempt(call, facts.arguments, span.start_time, context.trace_id, context.span_id, span)
-        )
+        self._write(self._attempt(call, span.start_time, context.trace_id, context.span_id, span))
 
     def _new_call(self, facts: ToolFacts, recognized: Recognized, home: _Open | None) -> _Call:
         turn = home.turn if home is not None else None
@@ -472,15 +529,17 @@ class AuditSpanProcessor(SpanProcessor):
             if turn is not None:
                 turn.calls += 1
             self.stats.tool_calls += 1
-        raw_arguments = facts.arguments[:PREVIEW_CHARS] if facts.arguments else ""
+        captured = self._content(facts.arguments)
+        raw = facts.arguments[:PREVIEW_CHARS] if facts.arguments else ""
         return _Call(
             turn,
             tool_name,
             self._name(facts.call_id),
             agent_id,
             session_id,
-            self._classify(tool_name, raw_arguments),
+            self._classify(tool_name, raw, captured),
             recognized.convention,
+            captured,
         )
 
     def _same_call(self, recognized: Recognized, facts: ToolFacts, outer: _Call) -> bool:
@@ -498,7 +557,6 @@ class AuditSpanProcessor(SpanProcessor):
     def _attempt(
         self,
         call: _Call,
-        arguments: str | None,
         start_ns: int | None,
         trace_id: int,
         span_id: int,
@@ -507,7 +565,7 @@ class AuditSpanProcessor(SpanProcessor):
         """The attempt's record and the behavioural-rule matches it completes."""
         records = self._turn_start(call.turn) if call.turn is not None else []
         fields = self._call_fields(call, "tool_call_attempt", start_ns, "info")
-        fields["arguments_preview"] = self._content(arguments)
+        fields["arguments_preview"] = call.arguments
         record = self._record(fields, None, call.classification, trace_id, span_id)
         records.append(record)
         if self.rules is not None:
@@ -517,28 +575,26 @@ class AuditSpanProcessor(SpanProcessor):
                     live.set_attributes({attr.RULE_ACTION: match.action, attr.RULE_NAME: match.rule})
         return records
 
-    def _ended(self, span: ReadableSpan, convention: str | None) -> Outcome:
+    def _ended(self, span: _Ended, convention: str | None) -> Outcome:
         status = span.status
         return outcome(
-            span.attributes or {},
+            span.attributes,
             is_error=status.status_code is StatusCode.ERROR,
             status_description=status.description,
             events=span.events,
             convention=convention,
         )
 
-    def _end_call(self, span: ReadableSpan, call: _Call, *, attempt_written: bool) -> None:
+    def _end_call(self, span: _Ended, call: _Call, *, attempt_written: bool) -> None:
         context = span.context
         assert context is not None
-        facts = tool_facts(span.name, span.attributes or {})
+        facts = tool_facts(span.name, span.attributes)
         ended = self._ended(span, call.convention)
         if not ended.failed and call.inner is not None:
             ended = call.inner  # the server said isError (or failed) under a request that went fine
         records: list[dict[str, Any]] = []
         if not attempt_written:
-            records += self._attempt(
-                call, facts.arguments, span.start_time, context.trace_id, context.span_id, None
-            )
+            records += self._attempt(call, span.start_time, context.trace_id, context.span_id, None)
         trace_id, span_id = context.trace_id, context.span_id
         if ended.decision is not None:
             governance = governance_envelope(ended.decision, ended.policy, None)
@@ -565,7 +621,7 @@ class AuditSpanProcessor(SpanProcessor):
         )
         self._write(records)
 
-    def _end_same_call(self, span: ReadableSpan, call: _Call | None) -> None:
+    def _end_same_call(self, span: _Ended, call: _Call | None) -> None:
         if call is None:
             return
         recognized = recognize(span.name, span.attributes)
@@ -574,8 +630,8 @@ class AuditSpanProcessor(SpanProcessor):
             call.inner = ended
 
     # --- guardrails -------------------------------------------------------------------
-    def _end_guardrail(self, span: ReadableSpan, turn: _Turn | None, call: _Call | None) -> None:
-        attributes = span.attributes or {}
+    def _end_guardrail(self, span: _Ended, turn: _Turn | None, call: _Call | None) -> None:
+        attributes = span.attributes
         context = span.context
         assert context is not None
         self.stats.guardrails += 1
@@ -613,7 +669,7 @@ class AuditSpanProcessor(SpanProcessor):
         self._write([*(self._turn_start(turn) if turn is not None else ()), record])
 
     # --- spans not seen at their start ------------------------------------------------
-    def _end_unseen(self, span: ReadableSpan) -> None:
+    def _end_unseen(self, span: _Ended) -> None:
         """A span recognised only at its end, forgotten at the bound, or started before the processor."""
         attributes = span.attributes
         if not attributes:
@@ -621,7 +677,7 @@ class AuditSpanProcessor(SpanProcessor):
         recognized = recognize(span.name, attributes)
         if recognized is None:
             return
-        scope = span.instrumentation_scope
+        scope = span.scope
         if scope is not None and is_own_scope(scope.name):
             self.stats.own_spans_skipped += 1
             return
@@ -802,14 +858,14 @@ class AuditSpanProcessor(SpanProcessor):
             text = text[:PREVIEW_CHARS]
         return text
 
-    def _classify(self, tool_name: str, raw_arguments: str) -> Classification:
-        """Classify on the arguments as sent (see ``SpanCollector``): the target is then scrubbed."""
+    def _classify(self, tool_name: str, raw_arguments: str, captured: str) -> Classification:
+        """Classify on the arguments as sent (as ``SpanCollector`` does), so that redaction does not
+        hide the target; what it derives is then scrubbed like any captured string. When capturing
+        changed nothing there is nothing to clean; under ``none`` it gets nothing."""
         redactor = self.redactor
-        if redactor.policy is CapturePolicy.NONE:
-            return self.classifier.classify(tool_name, "")
+        if raw_arguments == captured or not captured:
+            return self.classifier.classify(tool_name, captured)
         classification = self.classifier.classify(tool_name, raw_arguments)
-        if redactor.policy is CapturePolicy.FULL:
-            return classification
         target = classification.target
         parameters = classification.parameters
         clean_target = redactor.scrub(target) if isinstance(target, str) and target else target
@@ -890,7 +946,7 @@ def _stronger(current: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     return new
 
 
-def _duration_ms(span: ReadableSpan) -> float:
+def _duration_ms(span: _Ended) -> float:
     start, end = span.start_time, span.end_time
     if start is None or end is None or end < start:
         return 0.0
