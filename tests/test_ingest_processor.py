@@ -845,3 +845,73 @@ def test_a_turn_forgotten_at_the_bound_before_its_first_call_still_has_one_turn_
         assert kinds.count(("turn_start", name)) == 1, name
         assert kinds.count(("turn_end", name)) == 1, name
     assert kinds[0] == ("turn_start", "a")  # written when it was forgotten
+
+
+def test_install_adds_one_processor_per_provider(tmp_path: Path) -> None:
+    from auditspan.ingest._install import install, installed
+
+    provider = TracerProvider()
+    log = JsonLinesAuditLog(tmp_path / "audit.jsonl", chain=False)
+    first = install(provider, lambda: AuditSpanProcessor(log))
+    assert first is not None and installed(provider) is first
+    assert install(provider, lambda: AuditSpanProcessor(log)) is None  # a second would write twice
+    tracer = provider.get_tracer("rt")
+    with tracer.start_as_current_span(
+        "execute_tool t", attributes={attr.GEN_AI_OPERATION_NAME: "execute_tool"}
+    ):
+        pass
+    first.shutdown()
+    assert installed(provider) is None
+    again = install(provider, lambda: AuditSpanProcessor(log))
+    assert again is not None and again is not first
+    with tracer.start_as_current_span(
+        "execute_tool u", attributes={attr.GEN_AI_OPERATION_NAME: "execute_tool"}
+    ):
+        pass
+    log.force_flush()
+    names = [json.loads(line)["tool_name"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert names == ["t", "t", "u", "u"]
+
+
+def test_deferred_ingest_makes_its_processor_at_the_first_agent_or_tool_span(tmp_path: Path) -> None:
+    from auditspan.ingest._install import DeferredIngest
+
+    made: list[AuditSpanProcessor] = []
+
+    def factory() -> AuditSpanProcessor:
+        made.append(AuditSpanProcessor(str(tmp_path / "audit.jsonl")))
+        return made[-1]
+
+    deferred = DeferredIngest(factory)
+    provider = TracerProvider()
+    provider.add_span_processor(deferred)
+    tracer = provider.get_tracer("rt")
+    with tracer.start_as_current_span("GET /health", attributes={"http.request.method": "GET"}):
+        pass
+    assert made == []  # nothing made (no file, no thread) for spans that are no agent or tool span
+    with tracer.start_as_current_span(
+        "execute_tool t", attributes={attr.GEN_AI_OPERATION_NAME: "execute_tool"}
+    ):
+        pass
+    assert len(made) == 1 and deferred.processor is made[0]
+    provider.shutdown()
+    assert deferred.closed and made[0].closed
+    kinds = [json.loads(line)["event_type"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [k for k in kinds if k != "audit_checkpoint"] == ["tool_call_attempt", "tool_call_complete"]
+
+
+def test_a_failing_factory_is_logged_once_and_never_raises(caplog: pytest.LogCaptureFixture) -> None:
+    from auditspan.ingest._install import DeferredIngest
+
+    def factory() -> AuditSpanProcessor:
+        raise OSError("no disk")
+
+    provider = TracerProvider()
+    provider.add_span_processor(DeferredIngest(factory))
+    tracer = provider.get_tracer("rt")
+    for _ in range(3):
+        with tracer.start_as_current_span(
+            "execute_tool t", attributes={attr.GEN_AI_OPERATION_NAME: "execute_tool"}
+        ):
+            pass
+    assert sum("cannot set up the span processor" in r.getMessage() for r in caplog.records) == 1

@@ -423,6 +423,11 @@ class AuditSpanProcessor(SpanProcessor):
         with self._lock:
             self._open.clear()
 
+    @property
+    def closed(self) -> bool:
+        """True after ``shutdown()``: nothing more is recorded."""
+        return self._closed
+
     def open_spans(self) -> int:
         """How many open spans are remembered now (at most ``max_open_spans``)."""
         return len(self._open)
