@@ -18,17 +18,21 @@ import auditspan
 
 PATHS: dict[str, list[str]] = json.loads((Path(__file__).parent / "golden" / "import_paths.json").read_text())
 PAIRS = [(module, name) for module, names in sorted(PATHS.items()) for name in names]
+#: Names a module exports that are other objects than auditspan's of the same name: the OpenAI Agents
+#: SDK adapter's processor (an SDK tracing processor) is not ``auditspan.AuditSpanProcessor`` (an OTel
+#: span processor, added by issue 17).
+NOT_REEXPORTED = {("auditspan.integrations.openai_agents", "AuditSpanProcessor")}
 
 
 def test_auditspan_all_keeps_its_names() -> None:
     assert sorted(auditspan.__all__) == PATHS["auditspan"]
-    assert len(PATHS["auditspan"]) == 51
+    assert len(PATHS["auditspan"]) == 52
 
 
 @pytest.mark.parametrize(("module", "name"), PAIRS, ids=[f"{m}:{n}" for m, n in PAIRS])
 def test_public_name_still_imports_from_its_old_module(module: str, name: str) -> None:
     value = getattr(importlib.import_module(module), name)
-    if module != "auditspan" and name in auditspan.__all__:
+    if module != "auditspan" and name in auditspan.__all__ and (module, name) not in NOT_REEXPORTED:
         assert value is getattr(auditspan, name)
 
 

@@ -13,6 +13,7 @@ The pipeline, one module a stage::
     records         the canonical audit record and its JSON Schema
     audit_log       exporters of the canonical audit log (JSON lines)
     configuration   configure(): providers, OTLP exporters, audit log, from OTEL_* settings
+    ingest          AuditSpanProcessor: other instrumentations' agent/tool spans -> records
 
 Quick start::
 
@@ -57,6 +58,7 @@ from .events import (
 )
 from .governance import normalize_decision
 from .hooks import Audit, ToolCallDenied, ToolLoopBlocked
+from .ingest import AuditSpanProcessor
 from .policy import policy_input
 from .records import build_record, encode_record, record_schema
 from .redaction import CapturePolicy, Redactor
@@ -72,6 +74,7 @@ __all__ = [
     "AuditLogExporter",
     "AuditLogStats",
     "AuditSpanHandle",
+    "AuditSpanProcessor",
     "BehaviourRule",
     "CapturePolicy",
     "Classification",

@@ -129,3 +129,47 @@ CHECKPOINT_KEY_ID: Final = "auditspan.checkpoint.key_id"
 CHECKPOINT_SIGNATURE: Final = "auditspan.checkpoint.signature"
 #: The audit log's file name (no folder): which log the checkpoint is of.
 CHECKPOINT_LOG: Final = "auditspan.checkpoint.log"
+
+# --- read from other instrumentations' spans (``auditspan.ingest``) ------------------
+# The GenAI conventions' names above, plus the older names still in use and the other
+# dialects' names: auditspan reads these, it never writes them.
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+GEN_AI_AGENT_CALL_ID: Final = "gen_ai.agent.call.id"
+GEN_AI_PROMPT: Final = "gen_ai.prompt"
+GEN_AI_COMPLETION: Final = "gen_ai.completion"
+#: Pydantic AI's instrumentation format 2 (before the GenAI names): agent name, tool content.
+LEGACY_AGENT_NAME: Final = "agent_name"
+LEGACY_TOOL_ARGUMENTS: Final = "tool_arguments"
+LEGACY_TOOL_RESPONSE: Final = "tool_response"
+PYDANTIC_AI_FINAL_RESULT: Final = "final_result"
+PYDANTIC_AI_ALL_MESSAGES: Final = "pydantic_ai.all_messages"
+PYDANTIC_AI_NEW_MESSAGE_INDEX: Final = "pydantic_ai.new_message_index"
+#: Pydantic AI: the control-flow exception a tool raised instead of a result (ApprovalRequired, CallDeferred).
+PYDANTIC_AI_DEFERRAL_NAME: Final = "pydantic_ai.tool.deferral.name"
+PYDANTIC_AI_FAILURE_STAGE: Final = "pydantic_ai.tool.failure_stage"
+PYDANTIC_AI_RETRY_ATTEMPT: Final = "pydantic_ai.tool.retry.attempt"
+#: MCP (Python SDK 2.x): every request span; ``tools/call`` is a tool call.
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_METHOD_TOOLS_CALL: Final = "tools/call"
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+#: The MCP server's ``error.type`` for a result with ``isError`` set.
+MCP_TOOL_ERROR: Final = "tool_error"
+#: Google ADK's tool content.
+ADK_TOOL_CALL_ARGS: Final = "gcp.vertex.agent.tool_call_args"
+ADK_TOOL_RESPONSE: Final = "gcp.vertex.agent.tool_response"
+#: OpenInference.
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_TOOL_NAME: Final = "tool.name"
+OPENINFERENCE_TOOL_CALL_ID: Final = "tool_call.id"
+OPENINFERENCE_AGENT_NAME: Final = "agent.name"
+OPENINFERENCE_SESSION_ID: Final = "session.id"
+#: OpenLLMetry (Traceloop).
+TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
+TRACELOOP_ENTITY_NAME: Final = "traceloop.entity.name"
+TRACELOOP_ENTITY_INPUT: Final = "traceloop.entity.input"
+TRACELOOP_ENTITY_OUTPUT: Final = "traceloop.entity.output"
+#: The exception span event of the OTel conventions.
+EXCEPTION_EVENT: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"

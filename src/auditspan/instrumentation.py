@@ -96,12 +96,15 @@ from types import ModuleType
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.sdk.trace import SpanProcessor
 
 from . import _deep
 from ._fork import fork_safe_lock
 from .collector import SpanCollector
 from .emitter import AuditEmitter
 from .exporters.otlp_file import OtlpJsonFileLogExporter, OtlpJsonFileSpanExporter
+from .ingest import AuditSpanProcessor
+from .ingest._install import DeferredIngest, install
 
 __all__ = [
     "SEED_AUDIT_MODULES",
@@ -154,6 +157,42 @@ def process_collector() -> SpanCollector:
                 _default_handle = configure()
         collector: SpanCollector = _default_handle.collector
         return collector
+
+
+def _process_ingest() -> AuditSpanProcessor | None:
+    """The processor for the distro's provider: the process collector's log, classifier, policy, rules.
+
+    ``None`` when ``configure()`` installed none (``AUDITSPAN_INGEST=false``, or no audit log).
+    """
+    collector = process_collector()
+    if getattr(_default_handle, "ingest", None) is None or collector.audit_log is None:
+        return None
+    return AuditSpanProcessor(
+        collector.audit_log,
+        classifier=collector.classifier,
+        redactor=collector.redactor,
+        rules=collector.rules,
+    )
+
+
+def _install_ingest() -> SpanProcessor | None:
+    """Agent and tool spans of other instrumentations go to the distro's provider: audit them there.
+
+    With a distro, the process collector's pipeline is auditspan's own provider, beside the
+    distro's global one, where the frameworks' spans go. A processor is added to the global
+    one now (the distro made it before the instrumentors run) that makes its
+    ``AuditSpanProcessor`` at the first agent or tool span -- nothing is set up before. Without
+    a distro, ``configure()`` adds it to the provider it makes or reuses, at the first event.
+    """
+    if _auto_instrumentation_resource() is None:
+        return None
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        return None
+    return install(provider, lambda: DeferredIngest(_process_ingest))
 
 
 def _auto_instrumentation_resource() -> dict[str, Any] | None:
@@ -398,6 +437,7 @@ class _Attachment:
     def __init__(self, link: _Link, owned: Any) -> None:
         self.link = link
         self.owned = owned
+        self.ingest: SpanProcessor | None = None
         self.patches: list[_ClassPatch] = []
         self.emitters: weakref.WeakSet[Any] = weakref.WeakSet()
         self.finder: _PostImportFinder | None = None
@@ -438,6 +478,8 @@ class _Attachment:
             current = getattr(emitter, "_collector", None)
             if isinstance(current, _FanOut) and current.link is self.link:
                 emitter._collector = current.inner
+        if self.ingest is not None:
+            self.ingest.shutdown()  # stays on the provider (the SDK cannot remove one), but records nothing
         collector = self.link._collector
         if self.owned is not None:
             self.owned.shutdown()
@@ -503,6 +545,8 @@ class AuditSpanInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if callbacks:
             attachment.finder = _PostImportFinder(callbacks)
             sys.meta_path.insert(0, attachment.finder)
+        if collector is None:  # the process collector's: other instrumentations' spans too
+            attachment.ingest = _install_ingest()
         with _active_lock:
             _active = attachment
 
