@@ -19,6 +19,8 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
+from auditspan.otlp_file import attribute_map
+
 from .fixtures import native_runtimes as native
 from .fixtures.native_runtimes import (
     FETCH_ARGUMENTS,
@@ -353,3 +355,67 @@ def test_mcp_tool_failure_shows_as_is_error_without_exception_event(mcp_run: Nat
     logged = [r for r in mcp_run.log_records if r.exc_info and SECRET in str(r.exc_info[1].__cause__)]  # type: ignore[attr-defined]
     assert len(logged) == 1
     assert logged[0].getMessage() == "Tool 'fetch_url' raised an unexpected exception"
+
+
+# ------------------------------------------------------------------------------ AutoGen (own venv)
+@pytest.fixture(scope="module")
+def autogen_run(tmp_path_factory: pytest.TempPathFactory) -> native.VenvRun:
+    python = native.runtime_python("autogen")
+    if not python.exists():
+        pytest.fail(f"AutoGen is not installed at {python}: run scripts/install-test-servers", pytrace=False)
+    return native.run_in_venv("autogen", tmp_path_factory.mktemp("autogen"))
+
+
+def _otlp_by_start(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(spans, key=lambda s: int(s["startTimeUnixNano"]))
+
+
+def test_autogen_emits_invoke_agent_and_execute_tool_spans(autogen_run: native.VenvRun) -> None:
+    spans = autogen_run.spans
+    operation = [s["attributeMap"].get("gen_ai.operation.name") for s in spans]
+    agents = _otlp_by_start([s for s, op in zip(spans, operation, strict=True) if op == "invoke_agent"])
+    tools = [s for s, op in zip(spans, operation, strict=True) if op == "execute_tool"]
+
+    assert autogen_run.outputs == ["done", "done"]
+    # Each turn: a create_agent span (its own root) and an invoke_agent span, both CLIENT kind.
+    assert (
+        sorted(op for op in operation if op not in ("invoke_agent", "execute_tool")) == ["create_agent"] * 2
+    )
+    assert [s["name"] for s in agents] == [f"invoke_agent {AGENT}"] * 2
+    for agent in agents:
+        assert agent["kind"] == "SPAN_KIND_CLIENT"
+        assert not agent.get("parentSpanId")
+        assert agent["attributeMap"]["gen_ai.agent.name"] == AGENT
+        assert agent["attributeMap"]["gen_ai.system"] == "autogen"
+    ordered = _otlp_by_start(tools)
+    ordered = ordered[:3] + sorted(ordered[3:], key=lambda s: s["attributeMap"]["gen_ai.tool.call.id"])
+    assert [s["name"] for s in ordered] == [f"execute_tool {name}" for name, _ in CALLS]
+    assert [s["attributeMap"]["gen_ai.tool.call.id"] for s in ordered] == [
+        c.call_id for c in autogen_run.calls
+    ]
+    for span, turn in zip(ordered, [0, 0, 0, 1, 1], strict=True):
+        assert span["kind"] == "SPAN_KIND_INTERNAL"
+        assert span["parentSpanId"] == agents[turn]["spanId"]
+        assert span["traceId"] == agents[turn]["traceId"]
+        # No arguments and no results on AutoGen's tool spans.
+        assert not any("argument" in key or "result" in key for key in span["attributeMap"])
+    pair = ordered[3:]
+    assert int(pair[0]["startTimeUnixNano"]) < int(pair[1]["endTimeUnixNano"])
+    assert int(pair[1]["startTimeUnixNano"]) < int(pair[0]["endTimeUnixNano"])
+
+
+def test_autogen_tool_failure_has_error_type_and_the_message_twice(autogen_run: native.VenvRun) -> None:
+    tools = [s for s in autogen_run.spans if s["attributeMap"].get("gen_ai.operation.name") == "execute_tool"]
+    failed = [s for s in tools if s["status"].get("code") == "STATUS_CODE_ERROR"]
+    assert [s["attributeMap"]["gen_ai.tool.call.id"] for s in failed] == ["call-2"]
+    # error.type is the class name; the status message is "Class: message" (secret included); the
+    # exception is recorded twice (by the tool span's helper and by start_as_current_span).
+    assert failed[0]["attributeMap"]["error.type"] == "TimeoutError"
+    assert failed[0]["status"]["message"] == f"TimeoutError: {FETCH_FAILURE}"
+    events = failed[0]["events"]
+    assert [e["name"] for e in events] == ["exception", "exception"]
+    for event in events:
+        attributes = attribute_map(event["attributes"])
+        assert attributes["exception.type"] == "TimeoutError"
+        assert attributes["exception.message"] == FETCH_FAILURE
+    assert all(not s["status"] for s in tools if s is not failed[0])
