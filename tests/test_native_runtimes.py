@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import SpanKind, StatusCode
 
+from auditspan import AuditSpanProcessor
+from auditspan import attributes as attr
 from auditspan.otlp_file import attribute_map
 
+from .conftest import event_records
 from .fixtures import native_runtimes as native
 from .fixtures.native_runtimes import (
     FETCH_ARGUMENTS,
@@ -419,3 +423,276 @@ def test_autogen_tool_failure_has_error_type_and_the_message_twice(autogen_run: 
         assert attributes["exception.type"] == "TimeoutError"
         assert attributes["exception.message"] == FETCH_FAILURE
     assert all(not s["status"] for s in tools if s is not failed[0])
+
+
+# ================================================================================ audit records
+# The same runs with auditspan.AuditSpanProcessor first on the provider: the records it writes from
+# the runtimes' own spans, their ids, their order, and the secret kept out of them.
+TURN_1_TYPES = [
+    ("turn_start", None),
+    ("tool_call_attempt", "web_search"),
+    ("tool_call_complete", "web_search"),
+    ("tool_call_attempt", "fetch_url"),
+    ("tool_call_failure", "fetch_url"),
+    ("tool_call_attempt", "fetch_url"),
+    ("tool_call_complete", "fetch_url"),
+    ("turn_end", None),
+]
+
+
+def _records_of(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    return event_records(text.splitlines())
+
+
+def _hex(value: int, width: int) -> str:
+    return f"{value:0{width}x}"
+
+
+def _check_turn_2(records: list[dict[str, Any]]) -> None:
+    """Turn 2: turn_start, the parallel pair's attempts and outcomes in any order, turn_end."""
+    assert (records[0]["event_type"], records[-1]["event_type"]) == ("turn_start", "turn_end")
+    middle = [(r["event_type"], r["tool_name"]) for r in records[1:-1]]
+    assert sorted(middle) == sorted(
+        (event, tool)
+        for tool in ("get_weather", "read_file")
+        for event in ("tool_call_attempt", "tool_call_complete")
+    )
+    for tool in ("get_weather", "read_file"):
+        assert middle.index(("tool_call_attempt", tool)) < middle.index(("tool_call_complete", tool))
+
+
+def _check_one_record_pair_per_call(records: list[dict[str, Any]], tool_span_ids: list[str]) -> None:
+    """Each tool span: exactly one attempt and one outcome, both carrying its span id; no other call."""
+    calls = [r for r in records if r["event_type"].startswith("tool_call_")]
+    by_span: dict[str, list[str]] = {}
+    for record in calls:
+        by_span.setdefault(record["telemetry"]["span_id"], []).append(record["event_type"])
+    assert sorted(by_span) == sorted(tool_span_ids)
+    for events in by_span.values():
+        assert events[0] == "tool_call_attempt"
+        assert events[1:] in (["tool_call_complete"], ["tool_call_failure"])
+
+
+def _check_no_secret(path: Path, records: list[dict[str, Any]], *, carries_arguments: bool = True) -> None:
+    """SECRET is nowhere in the audit log; where the runtime carries arguments, the rest of them is kept."""
+    assert SECRET not in path.read_text(encoding="utf-8")
+    search = next(
+        r for r in records if r["event_type"] == "tool_call_attempt" and r["tool_name"] == "web_search"
+    )
+    if carries_arguments:
+        assert "flights to Lisbon" in search["arguments_preview"]
+        assert "[REDACTED" in search["arguments_preview"]
+    else:
+        assert search["arguments_preview"] == ""
+
+
+@pytest.fixture(scope="module")
+def pydantic_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
+    log = tmp_path_factory.mktemp("pydantic-audit") / "audit.jsonl"
+    provider = TracerProvider()
+    processor = AuditSpanProcessor(audit_log=log)
+    provider.add_span_processor(processor)
+    run = native.run_pydantic_ai(provider)
+    processor.shutdown()
+    assert processor.stats.internal_errors == 0
+    return run, log
+
+
+def test_pydantic_ai_records_in_order_with_the_runtime_span_ids(
+    pydantic_audited: tuple[NativeRun, Path],
+) -> None:
+    run, log = pydantic_audited
+    records = _records_of(log)
+    agents = _by_start(
+        [s for s in run.spans if _attributes(s).get("gen_ai.operation.name") == "invoke_agent"]
+    )
+    tools = {
+        _attributes(s)["gen_ai.tool.call.id"]: s for s in run.spans if s.name.startswith("execute_tool ")
+    }
+
+    turn_1, turn_2 = records[: len(TURN_1_TYPES)], records[len(TURN_1_TYPES) :]
+    assert [(r["event_type"], r.get("tool_name")) for r in turn_1] == TURN_1_TYPES
+    assert len(turn_2) == 6
+    _check_turn_2(turn_2)
+    for agent, turn in zip(agents, (turn_1, turn_2), strict=True):
+        turn_id = _hex(_span_id(agent), 16)
+        for record in turn:
+            assert record["turn_id"] == turn_id
+            assert record["agent_id"] == AGENT
+            assert record["session_id"] == _attributes(agent)["gen_ai.conversation.id"]
+            assert record["telemetry"]["trace_id"] == _hex(_trace_id(agent), 32)
+        assert turn[0]["telemetry"]["span_id"] == turn[-1]["telemetry"]["span_id"] == turn_id
+    # Call records carry the runtime's call id and its execute_tool span's id.
+    for record in records:
+        if record["event_type"].startswith("tool_call_"):
+            span = tools[record["metadata"]["tool_call_id"]]
+            assert record["telemetry"]["span_id"] == _hex(_span_id(span), 16)
+            assert record["tool_name"] == _attributes(span)["gen_ai.tool.name"]
+    _check_one_record_pair_per_call(records, [_hex(_span_id(s), 16) for s in tools.values()])
+    # The processor makes no span of its own: the runtime's spans, no more.
+    assert len(run.spans) == 2 + 5 + 6
+    assert all(
+        s.instrumentation_scope is None or s.instrumentation_scope.name == "pydantic-ai" for s in run.spans
+    )
+
+
+def test_pydantic_ai_records_carry_content_failure_and_no_secret(
+    pydantic_audited: tuple[NativeRun, Path],
+) -> None:
+    run, log = pydantic_audited
+    records = _records_of(log)
+    completes = {r["metadata"]["tool_call_id"]: r for r in records if r["event_type"] == "tool_call_complete"}
+    assert completes["call-1"]["result_preview"] == RESULTS["web_search"]
+    assert completes["call-1"]["type"] == "EXTERNAL_API_CALL"
+    assert completes["call-5"]["type"] == "FILE_READ"
+    for record in completes.values():
+        assert record["status"] == "success"
+        assert record["duration_ms"] > 0
+    [failure] = [r for r in records if r["event_type"] == "tool_call_failure"]
+    assert failure["metadata"]["tool_call_id"] == "call-2"
+    assert failure["error_type"] == "pydantic_ai.exceptions.ToolRetryError"
+    assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
+    _check_no_secret(log, records)
+    # The live tool spans were enriched at their start with the classification the records hold.
+    for span in run.spans:
+        if span.name.startswith("execute_tool "):
+            record = next(
+                r
+                for r in records
+                if r["event_type"] == "tool_call_attempt"
+                and r["metadata"]["tool_call_id"] == _attributes(span)["gen_ai.tool.call.id"]
+            )
+            assert _attributes(span)[attr.OPERATION_TYPE] == record["type"]
+            assert attr.OPERATION_RISK in _attributes(span)
+
+
+@pytest.fixture(scope="module")
+def mcp_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
+    log = tmp_path_factory.mktemp("mcp-audit") / "audit.jsonl"
+    provider = TracerProvider()
+    processor = AuditSpanProcessor(audit_log=log)
+    provider.add_span_processor(processor)
+    run = native.run_mcp(provider)
+    processor.shutdown()
+    assert processor.stats.internal_errors == 0
+    return run, log
+
+
+def test_mcp_records_one_call_per_tools_call_span(mcp_audited: tuple[NativeRun, Path]) -> None:
+    run, log = mcp_audited
+    records = _records_of(log)
+    by_request = {
+        _attributes(s)["jsonrpc.request.id"]: s
+        for s in run.spans
+        if _attributes(s).get("mcp.method.name") == "tools/call"
+    }
+    # No agent: no turn records; the calls' records, attempt before outcome, none for the session's
+    # other requests (server/discover, tools/list).
+    assert {r["event_type"] for r in records} == {
+        "tool_call_attempt",
+        "tool_call_complete",
+        "tool_call_failure",
+    }
+    assert len(records) == 2 * len(CALLS)
+    for record in records:
+        span = by_request[record["metadata"]["tool_call_id"]]  # the JSON-RPC request id is the call id
+        assert record["telemetry"]["span_id"] == _hex(_span_id(span), 16)
+        assert record["telemetry"]["trace_id"] == _hex(_trace_id(span), 32)
+        assert record["tool_name"] == _attributes(span)["gen_ai.tool.name"]
+        assert record["turn_id"] is None and record["agent_id"] is None
+    _check_one_record_pair_per_call(records, [_hex(_span_id(s), 16) for s in by_request.values()])
+    [failure] = [r for r in records if r["event_type"] == "tool_call_failure"]
+    assert failure["tool_name"] == "fetch_url"
+    assert failure["error_type"] == "tool_error"  # MCP's isError, as its span says
+    assert SECRET not in log.read_text(encoding="utf-8")
+    sequence = [(r["event_type"], r["tool_name"]) for r in records]
+    assert sequence[:6] == [(event, tool) for event, tool in TURN_1_TYPES[1:-1]]
+    assert len(run.spans) == len(CALLS) + 2
+
+
+@pytest.fixture(scope="module")
+def langchain_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
+    log = tmp_path_factory.mktemp("langchain-audit") / "audit.jsonl"
+    provider = TracerProvider()
+    processor = AuditSpanProcessor(audit_log=log)
+    provider.add_span_processor(processor)
+    run = native.run_langchain(provider)
+    processor.shutdown()
+    assert processor.stats.internal_errors == 0
+    return run, log
+
+
+def test_langchain_records_carry_the_openinference_span_ids(
+    langchain_audited: tuple[NativeRun, Path],
+) -> None:
+    """OpenInference sets every attribute at a span's end: each span's records are written then."""
+    run, log = langchain_audited
+    records = _records_of(log)
+    agents = _by_start([s for s in run.spans if _kind(s) == "AGENT"])
+    tools = [s for s in run.spans if _kind(s) == "TOOL"]
+    turns = [r for r in records if r["event_type"] in ("turn_start", "turn_end")]
+    assert [(r["event_type"], r["telemetry"]["span_id"]) for r in turns] == [
+        (event, _hex(_span_id(agent), 16)) for agent in agents for event in ("turn_start", "turn_end")
+    ]
+    for agent in agents:
+        [start] = [
+            r for r in turns if r["event_type"] == "turn_start" and r["turn_id"] == _hex(_span_id(agent), 16)
+        ]
+        assert start["prompt_preview"] == _attributes(agent)["input.value"]
+    _check_one_record_pair_per_call(records, [_hex(_span_id(s), 16) for s in tools])
+    by_span = {_hex(_span_id(s), 16): s for s in tools}
+    for record in records:
+        if record["event_type"].startswith("tool_call_"):
+            span = by_span[record["telemetry"]["span_id"]]
+            assert record["tool_name"] == _attributes(span)["tool.name"]
+            assert record["telemetry"]["trace_id"] == _hex(_trace_id(span), 32)
+    [failure] = [r for r in records if r["event_type"] == "tool_call_failure"]
+    assert failure["error_type"] == "TimeoutError"
+    assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
+    _check_no_secret(log, records)
+    # Only AGENT and TOOL spans give records: the LLM and CHAIN spans none.
+    assert len(records) == 2 * len(agents) + 2 * len(tools)
+
+
+@pytest.fixture(scope="module")
+def autogen_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[native.VenvRun, Path]:
+    python = native.runtime_python("autogen")
+    if not python.exists():
+        pytest.fail(f"AutoGen is not installed at {python}: run scripts/install-test-servers", pytrace=False)
+    out = tmp_path_factory.mktemp("autogen-audit")
+    return native.run_in_venv("autogen", out, audit_log=out / "audit.jsonl"), out / "audit.jsonl"
+
+
+def test_autogen_records_in_order_with_the_runtime_span_ids(
+    autogen_audited: tuple[native.VenvRun, Path],
+) -> None:
+    run, log = autogen_audited
+    records = _records_of(log)
+    agents = _otlp_by_start(
+        [s for s in run.spans if s["attributeMap"].get("gen_ai.operation.name") == "invoke_agent"]
+    )
+    tools = {
+        s["attributeMap"]["gen_ai.tool.call.id"]: s
+        for s in run.spans
+        if s["attributeMap"].get("gen_ai.operation.name") == "execute_tool"
+    }
+    turn_1, turn_2 = records[: len(TURN_1_TYPES)], records[len(TURN_1_TYPES) :]
+    assert [(r["event_type"], r.get("tool_name")) for r in turn_1] == TURN_1_TYPES
+    assert len(turn_2) == 6
+    _check_turn_2(turn_2)
+    for agent, turn in zip(agents, (turn_1, turn_2), strict=True):
+        for record in turn:
+            assert record["turn_id"] == agent["spanId"]
+            assert record["agent_id"] == AGENT
+            assert record["telemetry"]["trace_id"] == agent["traceId"]
+    for record in records:
+        if record["event_type"].startswith("tool_call_"):
+            assert record["telemetry"]["span_id"] == tools[record["metadata"]["tool_call_id"]]["spanId"]
+    _check_one_record_pair_per_call(records, [s["spanId"] for s in tools.values()])
+    [failure] = [r for r in records if r["event_type"] == "tool_call_failure"]
+    assert failure["error_type"] == "TimeoutError"  # the span's error.type
+    assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
+    _check_no_secret(log, records, carries_arguments=False)
+    # The create_agent spans give no record.
+    assert len(records) == len(TURN_1_TYPES) + 6
