@@ -17,6 +17,11 @@ time spent inside the processor's ``on_start`` and ``on_end`` alone, per span (a
 around it, wall clock; its own clock reads are in the figure). Each repetition checks its counts:
 spans produced and exported, records written, no internal error.
 
+``spans_only`` isolates the processor from the runtime: the same spans (names and attributes of a
+Pydantic AI turn: ``invoke_agent``, ``chat``, ``execute_tool`` with arguments and results) made by
+a loop on the SDK's tracer, without and with the processor -- its cost against what the SDK itself
+costs for those spans.
+
     .venv/bin/python -m benchmarks.native --turns 40 --reps 7
 """
 
@@ -183,6 +188,67 @@ def _case(kind: str, turns: int, workdir: Path, checks: list[str], timed: list[t
     return case
 
 
+def _span_loop(provider: TracerProvider, turns: int) -> None:
+    """A Pydantic AI turn's spans, made directly with the SDK's tracer (same names and attributes)."""
+    tracer = provider.get_tracer("pydantic-ai")
+    agent_attributes = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"}
+    for turn in range(turns):
+        conversation = {"gen_ai.conversation.id": f"conv-{turn}"}
+        with tracer.start_as_current_span(f"invoke_agent {agent_attributes['gen_ai.agent.name']}") as agent:
+            agent.set_attributes({**agent_attributes, **conversation})
+            for step in range(_CALLS_PER_TURN // 2 + 1):
+                with tracer.start_as_current_span("chat function:model:") as chat:
+                    chat.set_attributes({"gen_ai.operation.name": "chat", **conversation})
+                if step == _CALLS_PER_TURN // 2:
+                    break
+                for i in range(2):
+                    tool = "fetch_url" if i == 0 else "read_file"
+                    attributes = {
+                        "gen_ai.operation.name": "execute_tool",
+                        "gen_ai.tool.name": tool,
+                        "gen_ai.tool.call.id": f"call-{turn}-{step}-{i}",
+                        "gen_ai.tool.call.arguments": json.dumps(
+                            {"url": f"https://api.example.com/{turn}/{step}"}
+                        )
+                        if i == 0
+                        else json.dumps({"path": f"/srv/{turn}/{step}.txt"}),
+                        "gen_ai.agent.name": "planner",
+                        **conversation,
+                    }
+                    with tracer.start_as_current_span(f"execute_tool {tool}", attributes=attributes) as span:
+                        span.set_attribute("gen_ai.tool.call.result", f"done {turn} {step} {i}")
+
+
+def _spans_case(kind: str, turns: int, workdir: Path, checks: list[str]) -> Case:
+    counter = [0]
+
+    def case() -> Sample:
+        counter[0] += 1
+        provider, noop = make_provider()
+        produced = CountingProcessor()
+        processor = None
+        log = workdir / f"spans-{kind}-{counter[0]}.jsonl"
+        if kind == "auditspan":
+            from auditspan import AuditSpanProcessor
+
+            processor = AuditSpanProcessor(audit_log=log)
+            provider.add_span_processor(processor)
+        provider.add_span_processor(produced)
+        with Stopwatch() as watch:
+            _span_loop(provider, turns)
+        provider.force_flush()
+        if processor is not None:
+            processor.shutdown()
+            if count_lines(log) != turns * records_per_turn() or processor.stats.internal_errors:
+                checks.append(f"spans_only {kind}: {count_lines(log)} records for {turns} turns")
+        provider.shutdown()
+        if noop.spans != produced.ended:
+            checks.append(f"spans_only {kind}: {produced.ended} spans produced, {noop.spans} exported")
+        return watch.sample(produced.ended)
+
+    return case
+
+
 def measure(turns: int = 40, reps: int = 7) -> dict[str, Any]:
     """Interleave the bare runtime and the runtime with ``AuditSpanProcessor``; figures per framework span."""
     checks: list[str] = []
@@ -193,6 +259,13 @@ def measure(turns: int = 40, reps: int = 7) -> dict[str, Any]:
             {
                 "bare_sdk": _case("bare_sdk", turns, workdir, checks, []),
                 "auditspan": _case("auditspan", turns, workdir, checks, timed),
+            },
+            reps,
+        )
+        spans_only = interleave(
+            {
+                "bare_sdk": _spans_case("bare_sdk", turns * 5, workdir, checks),
+                "auditspan": _spans_case("auditspan", turns * 5, workdir, checks),
             },
             reps,
         )
@@ -210,6 +283,12 @@ def measure(turns: int = 40, reps: int = 7) -> dict[str, Any]:
         "added_us_per_span_wall": measured.us("auditspan") - measured.us("bare_sdk"),
         "added_us_per_span_cpu": measured.us("auditspan", "cpu") - measured.us("bare_sdk", "cpu"),
         "in_processor_us_per_span": timed[len(timed) // 2] * 1e6,
+        "spans_only": {
+            "cases": spans_only.summary("bare_sdk"),
+            "ratio_wall": spans_only.ratio("auditspan", "bare_sdk"),
+            "ratio_cpu": spans_only.ratio("auditspan", "bare_sdk", "cpu"),
+            "added_us_per_span_cpu": spans_only.us("auditspan", "cpu") - spans_only.us("bare_sdk", "cpu"),
+        },
         "mismatches": checks,
     }
 
@@ -233,6 +312,14 @@ def main(argv: list[str] | None = None) -> None:
         f"{result['added_us_per_span_cpu']:.1f} us cpu; inside the processor: "
         f"{result['in_processor_us_per_span']:.1f} us wall; "
         f"mismatches: {len(result['mismatches'])}",
+        file=sys.stderr,
+    )
+    alone = result["spans_only"]
+    print(
+        f"the same spans without the runtime: ratio {alone['ratio_wall']:.2f} wall, "
+        f"{alone['ratio_cpu']:.2f} cpu; "
+        f"added {alone['added_us_per_span_cpu']:.1f} us cpu per span "
+        f"(bare SDK {alone['cases']['bare_sdk']['us_cpu']:.1f} us cpu per span)",
         file=sys.stderr,
     )
     print(json.dumps(result))

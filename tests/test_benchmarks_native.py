@@ -2,7 +2,8 @@
 
 No timing is asserted: what is asserted is that both cases ran the same Pydantic AI turns, every
 span produced was exported, and the processor wrote one record per turn start and end and per
-tool call attempt and outcome, with no internal error.
+tool call attempt and outcome, with no internal error -- also for the same spans made without the
+runtime (``spans_only``).
 """
 
 from __future__ import annotations
@@ -19,3 +20,4 @@ def test_native_benchmark_counts_are_right() -> None:
     assert set(result["cases"]) == {"bare_sdk", "auditspan"}
     assert result["in_processor_us_per_span"] > 0
     assert native.records_per_turn() == 10
+    assert set(result["spans_only"]["cases"]) == {"bare_sdk", "auditspan"}
