@@ -18,10 +18,13 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from auditspan import AuditSpanProcessor
+from auditspan import AuditSpanProcessor, Redactor
 from auditspan import attributes as attr
+from auditspan.exporters._scrubbing import ScrubbingSpanExporter
 from auditspan.otlp_file import attribute_map
 
 from .conftest import event_records
@@ -487,13 +490,22 @@ def _check_no_secret(path: Path, records: list[dict[str, Any]], *, carries_argum
         assert search["arguments_preview"] == ""
 
 
-@pytest.fixture(scope="module")
-def pydantic_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
-    log = tmp_path_factory.mktemp("pydantic-audit") / "audit.jsonl"
+def _audited_provider(log: Path) -> tuple[TracerProvider, AuditSpanProcessor, InMemorySpanExporter]:
+    """A provider with the ingesting processor first, then the runtime's spans exported through
+    auditspan's scrubbing exporter (the capture policy on every span that leaves the process)."""
     provider = TracerProvider()
     processor = AuditSpanProcessor(audit_log=log)
     provider.add_span_processor(processor)
-    run = native.run_pydantic_ai(provider)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(ScrubbingSpanExporter(memory, Redactor())))
+    return provider, processor, memory
+
+
+@pytest.fixture(scope="module")
+def pydantic_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
+    log = tmp_path_factory.mktemp("pydantic-audit") / "audit.jsonl"
+    provider, processor, memory = _audited_provider(log)
+    run = native.run_pydantic_ai(provider, memory)
     processor.shutdown()
     assert processor.stats.internal_errors == 0
     return run, log
@@ -554,6 +566,15 @@ def test_pydantic_ai_records_carry_content_failure_and_no_secret(
     assert failure["error_type"] == "pydantic_ai.exceptions.ToolRetryError"
     assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
     _check_no_secret(log, records)
+    # The runtime's own spans left the process scrubbed: no secret in any attribute, event or status,
+    # the rest of the arguments and the failure's message kept.
+    assert _secret_in(run.spans) == []
+    search = next(s for s in run.spans if s.name == "execute_tool web_search")
+    assert json.loads(_attributes(search)["gen_ai.tool.call.arguments"])["query"] == "flights to Lisbon"
+    [retry] = [e for s in run.spans if s.name == "execute_tool fetch_url" for e in s.events]
+    assert str(dict(retry.attributes or {})["exception.message"]).startswith(
+        "upstream timed out (key [REDACTED"
+    )
     # The live tool spans were enriched at their start with the classification the records hold.
     for span in run.spans:
         if span.name.startswith("execute_tool "):
@@ -570,10 +591,8 @@ def test_pydantic_ai_records_carry_content_failure_and_no_secret(
 @pytest.fixture(scope="module")
 def mcp_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
     log = tmp_path_factory.mktemp("mcp-audit") / "audit.jsonl"
-    provider = TracerProvider()
-    processor = AuditSpanProcessor(audit_log=log)
-    provider.add_span_processor(processor)
-    run = native.run_mcp(provider)
+    provider, processor, memory = _audited_provider(log)
+    run = native.run_mcp(provider, memory)
     processor.shutdown()
     assert processor.stats.internal_errors == 0
     return run, log
@@ -614,10 +633,8 @@ def test_mcp_records_one_call_per_tools_call_span(mcp_audited: tuple[NativeRun, 
 @pytest.fixture(scope="module")
 def langchain_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[NativeRun, Path]:
     log = tmp_path_factory.mktemp("langchain-audit") / "audit.jsonl"
-    provider = TracerProvider()
-    processor = AuditSpanProcessor(audit_log=log)
-    provider.add_span_processor(processor)
-    run = native.run_langchain(provider)
+    provider, processor, memory = _audited_provider(log)
+    run = native.run_langchain(provider, memory)
     processor.shutdown()
     assert processor.stats.internal_errors == 0
     return run, log
@@ -651,6 +668,9 @@ def test_langchain_records_carry_the_openinference_span_ids(
     assert failure["error_type"] == "TimeoutError"
     assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
     _check_no_secret(log, records)
+    assert _secret_in(run.spans) == []  # exported scrubbed: input.value, the status, the exception event
+    search = next(s for s in run.spans if s.name == "web_search")
+    assert json.loads(_attributes(search)["input.value"])["query"] == "flights to Lisbon"
     # Only AGENT and TOOL spans give records: the LLM and CHAIN spans none.
     assert len(records) == 2 * len(agents) + 2 * len(tools)
 
@@ -661,7 +681,7 @@ def autogen_audited(tmp_path_factory: pytest.TempPathFactory) -> tuple[native.Ve
     if not python.exists():
         pytest.fail(f"AutoGen is not installed at {python}: run scripts/install-test-servers", pytrace=False)
     out = tmp_path_factory.mktemp("autogen-audit")
-    return native.run_in_venv("autogen", out, audit_log=out / "audit.jsonl"), out / "audit.jsonl"
+    return native.run_in_venv("autogen", out, audit_log=out / "audit.jsonl", scrub=True), out / "audit.jsonl"
 
 
 def test_autogen_records_in_order_with_the_runtime_span_ids(
@@ -694,5 +714,9 @@ def test_autogen_records_in_order_with_the_runtime_span_ids(
     assert failure["error_type"] == "TimeoutError"  # the span's error.type
     assert failure["error_message"].startswith("upstream timed out (key [REDACTED")
     _check_no_secret(log, records, carries_arguments=False)
+    # Exported scrubbed: the failure's status message and both exception events.
+    assert SECRET not in json.dumps(run.spans)
+    [failed] = [s for s in run.spans if s["status"].get("code") == "STATUS_CODE_ERROR"]
+    assert failed["status"]["message"].startswith("TimeoutError: upstream timed out (key [REDACTED")
     # The create_agent spans give no record.
     assert len(records) == len(TURN_1_TYPES) + 6
