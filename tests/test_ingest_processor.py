@@ -915,3 +915,16 @@ def test_a_failing_factory_is_logged_once_and_never_raises(caplog: pytest.LogCap
         ):
             pass
     assert sum("cannot set up the span processor" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_sampler_leaves_auditspan_own_spans_to_the_base_sampler() -> None:
+    """SpanCollector writes its records whatever is sampled: its spans stay dropped (and counted so)."""
+    provider = TracerProvider(sampler=AuditSampler(ParentBased(ALWAYS_OFF)))
+    collector = SpanCollector(tracer_provider=provider, audit_log=None)
+    audit = auditspan.AuditEmitter(collector=collector, session_id="s")
+    turn = audit.emit_turn_start(agent_id="a", prompt="p")
+    audit.emit_tool_call_attempt("run_sql", args="SELECT 1", agent_id="a", turn_id=turn)
+    audit.emit_tool_call_complete("run_sql", duration_ms=1.0, result="1", agent_id="a", turn_id=turn)
+    audit.emit_turn_end(agent_id="a", turn_id=turn, content="x", fc_count=1)
+    collector.shutdown()
+    assert collector.stats.spans_unsampled == 2

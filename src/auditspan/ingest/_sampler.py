@@ -11,6 +11,9 @@ a DROP becomes RECORD_ONLY for
 * a span whose parent is recording but not sampled -- the spans under such an agent
   span, so that a tool call deeper down still finds its turn.
 
+auditspan's own spans keep ``base``'s answer: ``SpanCollector`` writes their records
+whatever is sampled.
+
 RECORD_ONLY spans go through every processor's ``on_start`` / ``on_end`` but are not
 sampled, so exporters (the batch processor exports only sampled spans) never send them:
 the backend sees what ``base`` chose, the audit log sees every call. They cost what a
@@ -38,9 +41,14 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from .. import attributes as attr
 from ._conventions import recognize
 
 __all__ = ["AuditSampler"]
+
+#: auditspan's own spans carry one of these from their start: ``SpanCollector`` writes their records
+#: whatever is sampled, so they keep the base sampler's answer (and count as unsampled, as before).
+_OWN_KEYS = frozenset({attr.TURN_ID, attr.OPERATION_TYPE})
 
 
 class AuditSampler(Sampler):
@@ -67,6 +75,8 @@ class AuditSampler(Sampler):
         if result.decision is not Decision.DROP:
             return result
         try:
+            if attributes and not _OWN_KEYS.isdisjoint(attributes):
+                return result
             if (
                 self.record_all
                 or _under_record_only(parent_context)
