@@ -6,6 +6,12 @@ is driven through the plain ``AuditEmitter``, the ``auditspan.hooks`` decorators
 runtime under ``opentelemetry-instrument`` (zero code), and the OpenAI Agents SDK adapter with a
 scripted model. Each must give the same span names, parent/child structure, outcomes, statuses,
 attempt numbers, policy decisions and semantic types.
+
+Runtimes that emit their own spans (Pydantic AI, AutoGen; tests/fixtures/native_runtimes.py) are
+recorded by ``AuditSpanProcessor`` from those spans: their row compares the audit records -- turns,
+calls in order (parallel calls as a set), semantic types, outcomes, error types -- with the plain
+emitter's, apart from what such a runtime does not carry: the seed's policy, sandbox and loop
+events (so the denied call, which has no others, is not in the comparison).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
-from auditspan import AuditEmitter
+from auditspan import AuditEmitter, AuditSpanProcessor
 from auditspan.context import ContextExecutor
 from auditspan.hooks import Audit, ToolCallDenied
 from auditspan.otlp_file import read_spans
 
-from ..conftest import event_spans
+from ..conftest import event_records, event_spans
 from ..fixtures import shape as shapes
 from ..fixtures.scenario import AGENT, DENIED, TURNS, Tools
 
@@ -233,6 +240,134 @@ def test_shape_sees_a_difference() -> None:
     orphaned[1] = {**base[1], "parent": None}
     assert shapes.shape(base) != shapes.shape(changed_outcome)
     assert shapes.shape(base) != shapes.shape(orphaned)
+
+
+# ------------------------------------------------------------------------------ native-span runtimes
+#: The records a native-span runtime gives, of those the emitter path writes.
+CARRIED = frozenset(
+    {"turn_start", "tool_call_attempt", "tool_call_complete", "tool_call_failure", "turn_end"}
+)
+
+
+def record_shape(
+    records: list[dict[str, Any]],
+    *,
+    ignore: frozenset[str] = frozenset(),
+    without_tools: frozenset[str] = frozenset(),
+) -> list[Any]:
+    """Turns in order; in each, its agent and its steps in order, a step being the calls that overlapped
+    (a set); a call is its tool, semantic type, outcome and error type. Ids and times are dropped."""
+    turns: list[tuple[Any, list[list[tuple[Any, ...]]]]] = []
+    by_turn: dict[Any, list[list[tuple[Any, ...]]]] = {}
+    open_calls: set[str] = set()
+    calls: dict[str, dict[str, Any]] = {}
+    for record in records:
+        event, tool = record["event_type"], record.get("tool_name")
+        if event not in CARRIED:
+            continue
+        if event == "turn_start":
+            by_turn[record["turn_id"]] = steps = []
+            turns.append((record["agent_id"], steps))
+            continue
+        if event == "turn_end":
+            continue
+        span = record["telemetry"]["span_id"]
+        steps = by_turn[record["turn_id"]]
+        if event == "tool_call_attempt":
+            if not open_calls:
+                steps.append([])
+            open_calls.add(span)
+            calls[span] = {"tool": tool, "type": record["type"]}
+            steps[-1].append(span)  # type: ignore[arg-type]
+        else:
+            open_calls.discard(span)
+            calls[span]["outcome"] = event
+            calls[span]["error_type"] = record.get("error_type")
+
+    def call(span: str) -> tuple[Any, ...]:
+        facts = calls[span]
+        return tuple(facts.get(key) for key in ("tool", "type", "outcome", "error_type") if key not in ignore)
+
+    return [
+        (agent, [sorted((call(span) for span in step), key=repr) for step in steps])  # type: ignore[misc]
+        for agent, steps in turns
+    ]
+
+
+def plain_emitter_records(make_harness: Any) -> list[dict[str, Any]]:
+    from ..fixtures.standin import MiniRuntime
+
+    h = make_harness()
+    runtime = MiniRuntime(AuditEmitter(h.collector, session_id="sess-plain"), Tools().table(), denied=DENIED)
+    for prompt, steps in TURNS:
+        runtime.run_turn(AGENT, prompt, steps)
+    records: list[dict[str, Any]] = h.records()
+    return records
+
+
+EXPECTED_RECORD_SHAPE = [
+    (
+        AGENT,
+        [
+            [("web_search", "EXTERNAL_API_CALL", "tool_call_complete", None)],
+            [("fetch_url", "EXTERNAL_API_CALL", "tool_call_failure", "TimeoutError")],
+            [("fetch_url", "EXTERNAL_API_CALL", "tool_call_complete", None)],
+        ],
+    ),
+    (
+        AGENT,
+        [
+            [
+                ("get_weather", "AGENT_ACTION", "tool_call_complete", None),
+                ("read_file", "FILE_READ", "tool_call_complete", None),
+            ]
+        ],
+    ),
+]
+
+
+def test_plain_emitter_records_have_the_expected_shape(make_harness: Any) -> None:
+    records = plain_emitter_records(make_harness)
+    assert record_shape(records) == EXPECTED_RECORD_SHAPE
+    # The denied call never ran: its records are the policy decision and the loop warning only.
+    denied = {r["event_type"] for r in records if r.get("tool_name") in DENIED}
+    assert denied == {"tool_policy_decision", "tool_loop_warning"}
+
+
+def test_pydantic_ai_native_spans_give_the_same_records_as_the_emitter(
+    make_harness: Any, tmp_path: Path
+) -> None:
+    """Equal but for ``error_type``: Pydantic AI's failed call ends in ``ModelRetry``, recorded as its
+    own ``ToolRetryError``, not the tool's exception class."""
+    from ..fixtures.native_runtimes import run_pydantic_ai
+
+    provider = TracerProvider()
+    processor = AuditSpanProcessor(audit_log=tmp_path / "native.jsonl")
+    provider.add_span_processor(processor)
+    run_pydantic_ai(provider)
+    processor.shutdown()
+    native = event_records((tmp_path / "native.jsonl").read_text(encoding="utf-8").splitlines())
+    plain = plain_emitter_records(make_harness)
+    without_error_type = frozenset({"error_type"})
+    assert record_shape(native, ignore=without_error_type) == record_shape(plain, ignore=without_error_type)
+    failed = [c for step in record_shape(native)[0][1] for c in step if c[2] == "tool_call_failure"]
+    assert failed == [
+        ("fetch_url", "EXTERNAL_API_CALL", "tool_call_failure", "pydantic_ai.exceptions.ToolRetryError")
+    ]
+
+
+def test_autogen_native_spans_give_the_same_records_as_the_emitter(make_harness: Any, tmp_path: Path) -> None:
+    from ..fixtures import native_runtimes
+
+    python = native_runtimes.runtime_python("autogen")
+    if not python.exists():
+        pytest.fail(f"AutoGen is not installed at {python}: run scripts/install-test-servers", pytrace=False)
+    native_runtimes.run_in_venv("autogen", tmp_path / "autogen", audit_log=tmp_path / "native.jsonl")
+    native = event_records((tmp_path / "native.jsonl").read_text(encoding="utf-8").splitlines())
+    assert record_shape(native) == EXPECTED_RECORD_SHAPE
+    assert record_shape(native) == record_shape(
+        plain_emitter_records(make_harness), without_tools=frozenset(DENIED)
+    )
 
 
 @pytest.fixture(autouse=True)
