@@ -14,7 +14,7 @@ where the work runs                                     context copied?
 ``threading.Thread(target=...)``                        **no** -- use ``wrap(target)``
 ======================================================  ==============================
 
-What breaks when it is not copied (``tests/test_context_propagation.py``
+What breaks when it is not copied (``tests/unit/test_context.py``
 shows each case, asserting the parent span ids):
 
 * Events that name their turn (the seed runtime passes ``turn_id`` to every

@@ -25,7 +25,7 @@ attempts in arrival order and returns the matches each record completes::
     engine.observe(email_record)      # [RuleMatch(rule='PII Exfiltration Pattern',
                                       #            action='REQUIRE_APPROVAL', ...)]
 
-Semantics (decided here, tested in ``tests/test_rules.py``):
+Semantics (decided here, tested in ``tests/unit/test_rules.py``):
 
 * **Time** is the records' own ``timestamp``, not the wall clock: a follow-up
   matches when ``0 <= follow-up time - trigger time <= within`` (both ends

@@ -2,7 +2,7 @@
 
 ``python -m tests.golden.generate OUT_DIR`` writes every case below into ``OUT_DIR``;
 ``tests/golden/expected/`` holds what the code wrote before the redesign, and
-``tests/test_golden.py`` checks that it still writes exactly that. The chain is off (its ids are
+``tests/golden/test_outputs.py`` checks that it still writes exactly that. The chain is off (its ids are
 random per writer) and ``service.instance.id`` is fixed; everything else is as users run it.
 
 Cases:

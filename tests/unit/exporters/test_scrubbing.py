@@ -24,7 +24,7 @@ from auditspan import Redactor
 from auditspan import attributes as attr
 from auditspan.exporters._scrubbing import ScrubbingLogExporter, ScrubbingSpanExporter, scrub_attributes
 
-from .secret_corpus import load_lookalikes, load_secrets
+from ...secret_corpus import load_lookalikes, load_secrets
 
 SECRET = "sk-proj-abcDEF1234567890abcDEF12XYZ"
 HIDDEN = SECRET[len("sk-proj-") :]

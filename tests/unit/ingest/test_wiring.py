@@ -17,7 +17,7 @@ import auditspan
 from auditspan import attributes as attr
 from auditspan.ingest import AuditSampler, AuditSpanProcessor
 
-from .conftest import event_records
+from ...conftest import event_records
 
 SECRET = "sk-proj-abcDEF1234567890abcDEF12XYZ"
 HIDDEN = SECRET[len("sk-proj-") :]
@@ -198,7 +198,7 @@ _ZERO_CODE_APP = textwrap.dedent(
 @pytest.mark.parametrize("ingest", ["", "false"], ids=["default", "AUDITSPAN_INGEST=false"])
 def test_zero_code_with_the_distro_audits_other_instrumentations_spans(tmp_path: Path, ingest: str) -> None:
     """opentelemetry-instrument with the distro: a runtime's own spans go to the distro's provider."""
-    from .fixtures.zero_code import OPENTELEMETRY_INSTRUMENT, zero_code_env
+    from ...fixtures.zero_code import OPENTELEMETRY_INSTRUMENT, zero_code_env
 
     app = tmp_path / "app.py"
     app.write_text(_ZERO_CODE_APP, encoding="utf-8")

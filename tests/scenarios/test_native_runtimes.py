@@ -27,9 +27,9 @@ from auditspan import attributes as attr
 from auditspan.exporters._scrubbing import ScrubbingSpanExporter
 from auditspan.otlp_file import attribute_map
 
-from .conftest import event_records
-from .fixtures import native_runtimes as native
-from .fixtures.native_runtimes import (
+from ..conftest import event_records
+from ..fixtures import native_runtimes as native
+from ..fixtures.native_runtimes import (
     FETCH_ARGUMENTS,
     FETCH_FAILURE,
     PROMPTS,
@@ -39,7 +39,7 @@ from .fixtures.native_runtimes import (
     WEATHER_ARGUMENTS,
     NativeRun,
 )
-from .fixtures.scenario import AGENT
+from ..fixtures.scenario import AGENT
 
 #: (tool, arguments) of every call, in the order the model asked for them; the pair of turn 2 ran
 #: in parallel.
