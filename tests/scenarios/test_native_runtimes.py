@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from auditspan import AuditSpanProcessor, Redactor
+from auditspan import AuditSpanProcessor, Redactor, configure
 from auditspan import attributes as attr
 from auditspan.exporters._scrubbing import ScrubbingSpanExporter
 from auditspan.otlp_file import attribute_map
@@ -673,6 +673,64 @@ def test_langchain_records_carry_the_openinference_span_ids(
     assert json.loads(_attributes(search)["input.value"])["query"] == "flights to Lisbon"
     # Only AGENT and TOOL spans give records: the LLM and CHAIN spans none.
     assert len(records) == 2 * len(agents) + 2 * len(tools)
+
+
+def test_langchain_calls_belong_to_their_turn_in_order(tmp_path: Path) -> None:
+    """OpenInference (LangChain) sets every attribute at a span's END, so at on_start the processor
+    cannot tell the AGENT span ("planner agent") or the TOOL spans from any other span. The calls'
+    records are held under the still-open span of unknown kind until it ends as the AGENT span:
+    then turn_start comes first, and every call carries its turn (the AGENT span's id) and agent."""
+    log = tmp_path / "audit.jsonl"
+    provider = TracerProvider()
+    processor = AuditSpanProcessor(audit_log=log)
+    provider.add_span_processor(processor)
+    run = native.run_langchain(provider)
+    processor.shutdown()
+    records = _records_of(log)
+    agents = _by_start([s for s in run.spans if _kind(s) == "AGENT"])
+    turn_1, turn_2 = records[: len(TURN_1_TYPES)], records[len(TURN_1_TYPES) :]
+    assert [(r["event_type"], r.get("tool_name")) for r in turn_1] == TURN_1_TYPES
+    _check_turn_2(turn_2)
+    for agent, turn in zip(agents, (turn_1, turn_2), strict=True):
+        for record in turn:
+            assert record["turn_id"] == f"{_span_id(agent):016x}"
+            assert record["agent_id"] == native.LANGCHAIN_AGENT_RUN  # the name OpenInference gives the run
+
+
+def _exported(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return list(exporter.get_finished_spans())
+
+
+def test_configure_records_a_native_runtime_and_scrubs_its_spans(tmp_path: Path, monkeypatch: Any) -> None:
+    """Issue 17 items 2 and 3: configure() installs the ingesting processor by default, and wraps the
+    exporters it builds in the scrubbing exporters: records from Pydantic AI's spans, and no SECRET
+    in the exported execute_tool / chat / invoke_agent spans (gen_ai.tool.call.arguments / .result,
+    the exception event's message, gen_ai.input/output.messages, pydantic_ai.all_messages)."""
+    for name in ("AUDITSPAN_CHAIN", "OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    exporter = InMemorySpanExporter()
+    log = tmp_path / "audit.jsonl"
+    handle = configure(
+        "native-runtimes",
+        audit_log=log,
+        span_exporter=exporter,
+        tracer_provider=TracerProvider(),
+        set_global=False,
+        flush_on_signal=False,
+        chain=False,
+    )
+    try:
+        native.run_pydantic_ai(handle.tracer_provider, exporter)
+        handle.force_flush()
+    finally:
+        handle.shutdown()
+    records = _records_of(log)
+    assert [r["event_type"] for r in records].count("tool_call_attempt") == 5
+    assert {r["agent_id"] for r in records} == {AGENT}
+    spans = _exported(exporter)
+    assert any(s.name == "execute_tool web_search" for s in spans)
+    assert _secret_in(spans) == []
+    assert SECRET not in log.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")

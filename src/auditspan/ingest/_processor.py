@@ -26,7 +26,15 @@ Each record carries that span's own trace and span id; times and durations are t
 span's own. A span recognised only at its end (OpenInference's LangChain instrumentor
 sets every attribute then) gets all its records at its end. ``turn_id`` is the agent
 span's span id; a call's turn is its nearest agent ancestor, found through the open
-spans below that agent.
+spans below that agent. Spans that start with no attributes at all (and the spans under
+them) are remembered as of unknown kind: the records of a span recognised at its end
+below one are held there until it ends. If it turns out an agent span, its ``turn_start``
+is written first, then the held records with its ``turn_id`` / ``agent_id`` (their ids,
+times and telemetry unchanged), then its ``turn_end``; otherwise they go up to the next
+such open ancestor, or are written. At most ``max_held_records`` records and about
+``max_held_bytes`` bytes are held in all: past that, records are written at once
+(without their turn, counted in ``stats.held_over_bound``), never dropped; ``force_flush``,
+``shutdown`` and eviction at the bound write what is held.
 
 One span per call: the processor never makes a span. A tool span directly under an open
 tool span of the same call -- MCP's server span under its client's request span, or the
@@ -109,6 +117,9 @@ _ROLE_CALL: Final = 2
 _ROLE_SAME_CALL: Final = 3  # a second span of a call already open (MCP server under its client, ...)
 _ROLE_GUARDRAIL: Final = 4
 _ROLE_INSIDE: Final = 5  # any other span under an agent: it only passes the turn down
+_ROLE_UNKNOWN: Final = 6  # a span of no kind known yet (attributes at its end): holds the records below it
+#: What a held record counts in ``max_held_bytes`` beyond its text fields (ids, times, envelope).
+_RECORD_OVERHEAD_BYTES: Final = 512
 
 
 @dataclass
@@ -119,7 +130,10 @@ class IngestStats:
     spans recognised as a second view of a call already recorded; ``records``: records
     handed to the audit log (``records_failed``: refused by it); ``rule_matches``;
     ``spans_evicted``: open spans forgotten at the ``max_open_spans`` bound;
-    ``own_spans_skipped``: auditspan's own spans; ``internal_errors``: failures caught.
+    ``own_spans_skipped``: auditspan's own spans; ``internal_errors``: failures caught;
+    ``records_held``: records held under a span of unknown kind until it ended;
+    ``held_over_bound``: records written at once because ``max_held_records`` /
+    ``max_held_bytes`` was reached (without the turn they would have been given).
     """
 
     turns: int = 0
@@ -132,6 +146,8 @@ class IngestStats:
     spans_evicted: int = 0
     own_spans_skipped: int = 0
     internal_errors: int = 0
+    records_held: int = 0
+    held_over_bound: int = 0
 
 
 class _Turn:
@@ -223,6 +239,21 @@ class _Open:
         self.call = call
 
 
+class _Unknown(_Open):
+    """An open span whose kind is not known yet (its attributes may all come at its end, as
+    OpenInference's LangChain instrumentor sets them): the records of the spans recognised
+    under it wait here, in order, until it ends and its kind is known."""
+
+    __slots__ = ("closed", "held", "held_bytes")
+
+    def __init__(self) -> None:
+        super().__init__(_ROLE_UNKNOWN, None, None)
+        self.held: list[dict[str, Any]] = []
+        self.held_bytes = 0
+        #: Ended (or forgotten): nothing more is held here.
+        self.closed = False
+
+
 class _Ended:
     """What the processor reads of an ended span, read once.
 
@@ -279,6 +310,9 @@ class AuditSpanProcessor(SpanProcessor):
         rules: a ``RuleEngine`` or ``BehaviourRule`` s (default: none; ``configure()``
             passes the configured rules).
         max_open_spans: how many open spans are remembered (see the module docstring).
+        max_held_records: how many records, in all, may wait for the end of a span of
+            unknown kind above them (see the module docstring); 0 holds none.
+        max_held_bytes: about how many bytes of records (their text) may wait so, in all.
 
     Add it to a ``TracerProvider`` (``configure()`` does, unless ``ingest_spans=False``)::
 
@@ -296,6 +330,8 @@ class AuditSpanProcessor(SpanProcessor):
         redactor: Redactor | None = None,
         rules: RuleEngine | Iterable[BehaviourRule] | None = None,
         max_open_spans: int = 100_000,
+        max_held_records: int = 4_096,
+        max_held_bytes: int = 8 * 1024 * 1024,
     ) -> None:
         owned = isinstance(audit_log, (str, os.PathLike)) or hasattr(audit_log, "write")
         log = open_audit_log(audit_log)
@@ -305,6 +341,9 @@ class AuditSpanProcessor(SpanProcessor):
             )
         if max_open_spans < 1:
             raise ValueError(f"max_open_spans must be at least 1, got {max_open_spans!r}")
+        for name, value in (("max_held_records", max_held_records), ("max_held_bytes", max_held_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer of at least 0, got {value!r}")
         self.audit_log: AuditLogExporter = log
         self._owns_log = owned
         self.classifier = classifier if classifier is not None else Classifier()
@@ -316,6 +355,10 @@ class AuditSpanProcessor(SpanProcessor):
             self.rules = RuleEngine(rule_list) if rule_list else None
         self.stats = IngestStats()
         self._max_open = max_open_spans
+        self._max_held = max_held_records
+        self._max_held_bytes = max_held_bytes
+        self._held_count = 0  # records held now, all spans of unknown kind together
+        self._held_bytes = 0
         # Insertion order is age: the oldest is forgotten first, in O(1).
         self._open: OrderedDict[int, _Open] = OrderedDict()
         self._lock = _fork.fork_safe_lock()
@@ -340,7 +383,9 @@ class AuditSpanProcessor(SpanProcessor):
             if raw and not RECOGNITION_KEYS.isdisjoint(raw):
                 self._started(span, dict(raw), home)  # see _Ended for the copy
             elif home is not None:  # under an agent or a call: passes the turn and call down
-                self._remember(span, _Open(_ROLE_INSIDE, home.turn, home.call))
+                self._remember(span, _inside(home))
+            elif not raw:  # nothing known of it yet: its kind may come at its end (OpenInference)
+                self._remember(span, _Unknown())
         except RecursionError:
             raise  # no stack left: _deep.guard finishes it on a fresh one (nothing was half done)
         except Exception:
@@ -353,7 +398,7 @@ class AuditSpanProcessor(SpanProcessor):
             recognized = recognize(span.name, attributes)
             if recognized is None:
                 if home is not None:
-                    self._remember(span, _Open(_ROLE_INSIDE, home.turn, home.call))
+                    self._remember(span, _inside(home))
                 return
             scope = span.instrumentation_scope
             if scope is not None and is_own_scope(scope.name):
@@ -408,6 +453,12 @@ class AuditSpanProcessor(SpanProcessor):
                     return
                 if _PROMPT_KEYS.isdisjoint(raw):
                     return
+        elif state.role == _ROLE_UNKNOWN:
+            raw = readable.attributes
+            if (not raw or RECOGNITION_KEYS.isdisjoint(raw)) and not self._held_count:
+                assert isinstance(state, _Unknown)
+                state.closed = True  # nothing held anywhere, and its end makes it no agent or tool
+                return
         self._ended_span(_Ended(readable), state)
 
     @_deep.roomy
@@ -426,6 +477,9 @@ class AuditSpanProcessor(SpanProcessor):
                 self._end_same_call(span, state.call)
             elif state.role == _ROLE_GUARDRAIL:
                 self._end_guardrail(span, state.turn, state.call)
+            elif state.role == _ROLE_UNKNOWN:
+                assert isinstance(state, _Unknown)
+                self._end_unseen(span, self._take_held(state))
             elif state.turn is not None:
                 self._prompt_from(span, state.turn)
         except RecursionError:
@@ -434,8 +488,11 @@ class AuditSpanProcessor(SpanProcessor):
             self._internal_error("on_end")
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Flush the audit log (at most ``timeout_millis``); True when everything is written."""
+        """Write the records held for a turn (without it: they are evidence before they are
+        complete), then flush the audit log (at most ``timeout_millis``); True when everything
+        is written."""
         try:
+            self._release_held()
             return bool(self.audit_log.force_flush(timeout_millis))
         except Exception:
             self._internal_error("force_flush")
@@ -446,6 +503,10 @@ class AuditSpanProcessor(SpanProcessor):
         if self._closed:
             return
         self._closed = True
+        try:
+            self._release_held()
+        except Exception:
+            self._internal_error("shutdown")
         try:
             if self._owns_log:
                 self.audit_log.shutdown()
@@ -470,7 +531,82 @@ class AuditSpanProcessor(SpanProcessor):
         # The open spans are the parent's: it writes their records. The child starts empty and
         # ignores the ends of spans started before the fork (os.fork children that unwind them).
         self._open = OrderedDict()
+        self._held_count = self._held_bytes = 0  # the held records are the parent's too
         self._forked_at_ns = time.time_ns()
+
+    # --- records held under a span of unknown kind ---------------------------------------
+    def _emit(self, records: list[dict[str, Any]], home: _Open | None) -> None:
+        """Write ``records``, or hold them under ``home`` if it is a span of unknown kind."""
+        if not records:
+            return
+        if home is not None and home.role == _ROLE_UNKNOWN:
+            assert isinstance(home, _Unknown)
+            size = sum(_record_bytes(record) for record in records)
+            with self._lock:
+                if not home.closed and not self._closed:
+                    if (
+                        self._held_count + len(records) <= self._max_held
+                        and self._held_bytes + size <= self._max_held_bytes
+                    ):
+                        home.held.extend(records)
+                        home.held_bytes += size
+                        self._held_count += len(records)
+                        self._held_bytes += size
+                        self.stats.records_held += len(records)
+                        return
+                    self.stats.held_over_bound += len(records)
+                    over = True
+                else:
+                    over = False
+            if over:
+                self._bounds.hit(
+                    "held records",
+                    f"max_held_records={self._max_held} / max_held_bytes={self._max_held_bytes}: "
+                    "records waiting for a span of unknown kind above them were written at once, "
+                    "without their turn",
+                )
+        self._write(records)
+
+    def _take_held(self, state: _Unknown) -> list[dict[str, Any]]:
+        """The records held under an ended (or forgotten) span; nothing is held there after."""
+        with self._lock:
+            state.closed = True
+            held = state.held
+            state.held = []
+            self._held_count -= len(held)
+            self._held_bytes -= state.held_bytes
+            state.held_bytes = 0
+        return held
+
+    def _release_held(self) -> None:
+        """Write every held record now (force_flush, shutdown): evidence is never kept back."""
+        if not self._held_count:
+            return
+        with self._lock:
+            holders = [state for state in self._open.values() if state.role == _ROLE_UNKNOWN]
+        for state in holders:
+            assert isinstance(state, _Unknown)
+            with self._lock:
+                held = state.held
+                state.held = []
+                self._held_count -= len(held)
+                self._held_bytes -= state.held_bytes
+                state.held_bytes = 0
+            if held:
+                self._write(held)
+
+    def _claim(self, held: list[dict[str, Any]], turn: _Turn) -> list[dict[str, Any]]:
+        """Held records that had no turn are this turn's (a nested turn's keep their own)."""
+        for record in held:
+            if record.get("turn_id") is not None:
+                continue
+            record["turn_id"] = turn.turn_id
+            record["agent_id"] = turn.agent_id
+            if turn.session_id is not None:
+                record["session_id"] = turn.session_id
+            if record.get("event_type") == "tool_call_attempt":
+                turn.calls += 1
+        return held
 
     # --- turns ----------------------------------------------------------------------
     def _start_turn(self, span: Span, attributes: Mapping[str, Any]) -> None:
@@ -511,12 +647,20 @@ class AuditSpanProcessor(SpanProcessor):
         fields["prompt_preview"] = self._content(turn.prompt)
         return [self._record(fields, "WORKFLOW_START", None, turn.trace_id, turn.span_id)]
 
-    def _end_turn(self, span: _Ended, turn: _Turn) -> None:
+    def _end_turn(
+        self,
+        span: _Ended,
+        turn: _Turn,
+        held: list[dict[str, Any]] | None = None,
+        home: _Open | None = None,
+    ) -> None:
         attributes = span.attributes
         facts = agent_facts(span.name, attributes)
         if facts.prompt is not None and not turn.started:
             turn.prompt = facts.prompt  # the agent span's own, set by its end
         records = self._turn_start(turn)
+        if held:
+            records += self._claim(held, turn)
         status = span.status
         ended = outcome(
             attributes,
@@ -538,7 +682,7 @@ class AuditSpanProcessor(SpanProcessor):
         fields["content_preview"] = self._content(facts.reply)
         fields["function_calls_count"] = turn.calls
         records.append(self._record(fields, "WORKFLOW_COMPLETE", None, turn.trace_id, turn.span_id))
-        self._write(records)
+        self._emit(records, home)
 
     # --- tool calls -------------------------------------------------------------------
     def _start_call(
@@ -623,7 +767,15 @@ class AuditSpanProcessor(SpanProcessor):
             convention=convention,
         )
 
-    def _end_call(self, span: _Ended, call: _Call, *, attempt_written: bool) -> None:
+    def _end_call(
+        self,
+        span: _Ended,
+        call: _Call,
+        *,
+        attempt_written: bool,
+        held: list[dict[str, Any]] | None = None,
+        home: _Open | None = None,
+    ) -> None:
         context = span.context
         assert context is not None
         facts = tool_facts(span.name, span.attributes)
@@ -633,6 +785,8 @@ class AuditSpanProcessor(SpanProcessor):
         records: list[dict[str, Any]] = []
         if not attempt_written:
             records += self._attempt(call, span.start_time, context.trace_id, context.span_id, None)
+        if held:
+            records += held  # what ran inside the call, between its attempt and its end
         trace_id, span_id = context.trace_id, context.span_id
         if ended.decision is not None:
             governance = governance_envelope(ended.decision, ended.policy, None)
@@ -657,7 +811,7 @@ class AuditSpanProcessor(SpanProcessor):
         records.append(
             self._record(fields, None, call.classification, trace_id, span_id, governance=call.governance)
         )
-        self._write(records)
+        self._emit(records, home)
 
     def _end_same_call(self, span: _Ended, call: _Call | None) -> None:
         if call is None:
@@ -668,7 +822,14 @@ class AuditSpanProcessor(SpanProcessor):
             call.inner = ended
 
     # --- guardrails -------------------------------------------------------------------
-    def _end_guardrail(self, span: _Ended, turn: _Turn | None, call: _Call | None) -> None:
+    def _end_guardrail(
+        self,
+        span: _Ended,
+        turn: _Turn | None,
+        call: _Call | None,
+        held: list[dict[str, Any]] | None = None,
+        home: _Open | None = None,
+    ) -> None:
         attributes = span.attributes
         context = span.context
         assert context is not None
@@ -704,23 +865,26 @@ class AuditSpanProcessor(SpanProcessor):
             governance=governance,
             custom_type="guardrail",
         )
-        self._write([*(self._turn_start(turn) if turn is not None else ()), record])
+        self._emit([*(self._turn_start(turn) if turn is not None else ()), *(held or ()), record], home)
 
     # --- spans not seen at their start ------------------------------------------------
-    def _end_unseen(self, span: _Ended) -> None:
-        """A span recognised only at its end, forgotten at the bound, or started before the processor."""
+    def _end_unseen(self, span: _Ended, held: list[dict[str, Any]] | None = None) -> None:
+        """A span recognised only at its end, forgotten at the bound, or started before the
+        processor; ``held``: the records held under it (a span of unknown kind until now)."""
+        parent = span.parent
+        home = self._open.get(parent.span_id) if parent is not None else None
         attributes = span.attributes
-        if not attributes:
-            return
-        recognized = recognize(span.name, attributes)
+        recognized = recognize(span.name, attributes) if attributes else None
         if recognized is None:
+            if held:
+                self._emit(held, home)  # no agent: up to the next span of unknown kind, or written
             return
         scope = span.scope
         if scope is not None and is_own_scope(scope.name):
             self.stats.own_spans_skipped += 1
+            if held:
+                self._emit(held, home)
             return
-        parent = span.parent
-        home = self._open.get(parent.span_id) if parent is not None else None
         context = span.context
         assert context is not None
         if recognized.role == AGENT:
@@ -738,13 +902,15 @@ class AuditSpanProcessor(SpanProcessor):
             else:
                 with self._lock:
                     self.stats.turns += 1
-            self._end_turn(span, turn)
+            self._end_turn(span, turn, held, home)
         elif recognized.role == TOOL:
             facts = tool_facts(span.name, attributes)
             outer = _outer_call(home)
             if outer is not None and self._same_call(recognized, facts, outer):
                 self.stats.same_call_spans += 1
                 self._end_same_call(span, outer)
+                if held:
+                    self._emit(held, home)
                 return
             # Enriched at its start (then forgotten at the bound): its attempt was written then.
             attempt_written = attr.OPERATION_TYPE in attributes
@@ -754,9 +920,9 @@ class AuditSpanProcessor(SpanProcessor):
                     self.stats.tool_calls -= 1
                     if call.turn is not None:
                         call.turn.calls -= 1
-            self._end_call(span, call, attempt_written=attempt_written)
+            self._end_call(span, call, attempt_written=attempt_written, held=held, home=home)
         elif recognized.role == GUARDRAIL:
-            self._end_guardrail(span, home.turn if home else None, _call_of(home))
+            self._end_guardrail(span, home.turn if home else None, _call_of(home), held, home)
 
     # --- records ----------------------------------------------------------------------
     def _fields(
@@ -944,7 +1110,11 @@ class AuditSpanProcessor(SpanProcessor):
                 self.stats.spans_evicted += 1
             table[span_id] = state
         if evicted is not None:
-            if evicted.role == _ROLE_TURN and evicted.turn is not None:
+            if isinstance(evicted, _Unknown):
+                held = self._take_held(evicted)
+                if held:
+                    self._write(held)  # its end will not find them
+            elif evicted.role == _ROLE_TURN and evicted.turn is not None:
                 self._write(self._turn_start(evicted.turn))  # its end will not know whether it was
             self._bounds.hit(
                 "ingested open spans",
@@ -966,6 +1136,18 @@ class AuditSpanProcessor(SpanProcessor):
                 "auditspan: AuditSpanProcessor.%s failed (counted in stats.internal_errors; logged once)",
                 where,
             )
+
+
+def _inside(home: _Open) -> _Open:
+    """What a span under ``home`` that is no agent, tool or guardrail span (yet) is remembered as."""
+    if home.role == _ROLE_UNKNOWN:
+        return _Unknown()  # its kind, too, may come at its end
+    return _Open(_ROLE_INSIDE, home.turn, home.call)
+
+
+def _record_bytes(record: dict[str, Any]) -> int:
+    """About a record's size for ``max_held_bytes``: its text fields (where content is) and a fixed rest."""
+    return _RECORD_OVERHEAD_BYTES + sum(len(value) for value in record.values() if isinstance(value, str))
 
 
 def _call_of(state: _Open | None) -> _Call | None:
