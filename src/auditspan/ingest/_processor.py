@@ -59,6 +59,7 @@ import contextlib
 import logging
 import os
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, Status, StatusCode
 
-from .. import _deep, _fork
+from .. import _deep, _fork, _signals
 from .. import attributes as attr
 from .._bounded import BoundReport
 from .._ids import RandomIds
@@ -369,6 +370,7 @@ class AuditSpanProcessor(SpanProcessor):
         #: In a forked child: spans started before this time are the parent's (it writes their records).
         self._forked_at_ns = 0
         _fork.track(self, tier=0)
+        _live.add(self)
 
     # --- SpanProcessor ---------------------------------------------------------------
     @_deep.guard
@@ -578,22 +580,26 @@ class AuditSpanProcessor(SpanProcessor):
             state.held_bytes = 0
         return held
 
-    def _release_held(self) -> None:
-        """Write every held record now (force_flush, shutdown): evidence is never kept back."""
+    def _release_held(self, timeout_s: float = -1) -> bool:
+        """Write every held record now (force_flush, shutdown, a signal): evidence is never kept
+        back. False when the lock was not free within ``timeout_s`` (-1: wait for it)."""
         if not self._held_count:
-            return
-        with self._lock:
-            holders = [state for state in self._open.values() if state.role == _ROLE_UNKNOWN]
-        for state in holders:
-            assert isinstance(state, _Unknown)
-            with self._lock:
-                held = state.held
-                state.held = []
-                self._held_count -= len(held)
-                self._held_bytes -= state.held_bytes
-                state.held_bytes = 0
-            if held:
-                self._write(held)
+            return True
+        if not self._lock.acquire(timeout=timeout_s):
+            return False
+        try:
+            batches: list[list[dict[str, Any]]] = []
+            for state in self._open.values():
+                if isinstance(state, _Unknown) and state.held:
+                    batches.append(state.held)
+                    state.held = []
+                    state.held_bytes = 0
+            self._held_count = self._held_bytes = 0
+        finally:
+            self._lock.release()
+        for held in batches:
+            self._write(held)
+        return True
 
     def _claim(self, held: list[dict[str, Any]], turn: _Turn) -> list[dict[str, Any]]:
         """Held records that had no turn are this turn's (a nested turn's keep their own)."""
@@ -1136,6 +1142,40 @@ class AuditSpanProcessor(SpanProcessor):
                 "auditspan: AuditSpanProcessor.%s failed (counted in stats.internal_errors; logged once)",
                 where,
             )
+
+
+#: Every AuditSpanProcessor of this process (weakly): whose held records a signal's flush writes.
+_live: weakref.WeakSet[AuditSpanProcessor] = weakref.WeakSet()
+#: The longest a signal's flush waits for one processor's lock (held for microseconds by another thread).
+_SIGNAL_LOCK_WAIT_S: Final = 0.2
+
+
+def _write_held_for_signal(deadline: float) -> bool:
+    """Write the held records of every live processor (before the audit logs are flushed).
+
+    The lock is waited for a bounded time: if the interrupted thread itself holds it (it is
+    held only around a few list and counter updates), that processor's records stay held.
+    """
+    for _ in range(3):
+        try:
+            processors = list(_live)
+            break
+        except RuntimeError:  # changed size during iteration (another thread made a processor)
+            continue
+    else:
+        return True
+    for processor in processors:
+        if processor._closed:
+            continue
+        wait = min(_SIGNAL_LOCK_WAIT_S, max(0.001, deadline - time.monotonic()))
+        try:
+            processor._release_held(wait)
+        except Exception:
+            processor._internal_error("the signal's flush")
+    return True
+
+
+_signals.on_signal(_signals.HELD_RECORDS, _write_held_for_signal)
 
 
 def _inside(home: _Open) -> _Open:

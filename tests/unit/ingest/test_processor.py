@@ -291,7 +291,9 @@ def test_mcp_server_span_alone_is_the_call(pipe: Pipeline) -> None:
 
 
 def test_openinference_spans_known_only_at_their_end(pipe: Pipeline) -> None:
-    """OpenInference's LangChain instrumentor sets every attribute at the span's end."""
+    """OpenInference's LangChain instrumentor sets every attribute at the span's end: the call's
+    records wait under the agent span (of unknown kind until it ends), then come after its
+    turn_start, with its turn."""
     agent = pipe.tracer.start_span("agent")
     with pipe.tracer.start_as_current_span("search", context=_ctx(agent)) as tool:
         tool.set_attributes(
@@ -302,10 +304,179 @@ def test_openinference_spans_known_only_at_their_end(pipe: Pipeline) -> None:
                 attr.OUTPUT_VALUE: "2 results",
             }
         )
+    assert _written(pipe) == []  # held, not yet written
     agent.set_attributes(
         {attr.OPENINFERENCE_SPAN_KIND: "AGENT", attr.INPUT_VALUE: "find it", attr.OUTPUT_VALUE: "found"}
     )
     agent.end()
+    records = pipe.records()
+    assert [r["event_type"] for r in records] == [
+        "turn_start",
+        "tool_call_attempt",
+        "tool_call_complete",
+        "turn_end",
+    ]
+    spans = pipe.spans()
+    turn_id = _ids(spans["agent"])["span_id"]
+    assert {r["turn_id"] for r in records} == {turn_id}
+    assert {r["agent_id"] for r in records} == {"agent"}  # OpenInference names the agent by its span
+    assert records[1]["tool_name"] == "search"
+    assert records[1]["arguments_preview"] == "query with password=[REDACTED:password]"
+    assert records[2]["result_preview"] == "2 results"
+    assert records[0]["prompt_preview"] == "find it" and records[3]["content_preview"] == "found"
+    assert records[3]["function_calls_count"] == 1
+    assert records[0]["timestamp"] < records[1]["timestamp"]  # the turn's own start time
+    # The held records keep their span's ids and times.
+    for record in records[1:3]:
+        assert record["telemetry"]["span_id"] == _ids(spans["search"])["span_id"]
+        assert record["telemetry"]["trace_id"] == _ids(spans["search"])["trace_id"]
+    assert timestamp_to_ns(records[1]["timestamp"]) // 1_000 == spans["search"].start_time // 1_000
+    assert timestamp_to_ns(records[2]["timestamp"]) // 1_000 == spans["search"].end_time // 1_000
+    assert len({r["event_id"] for r in records}) == 4
+    assert pipe.processor.stats.records_held == 2 and pipe.processor.stats.held_over_bound == 0
+
+
+def _openinference(pipe: Pipeline, name: str, parent: Any, **attributes: Any) -> Any:
+    """A span started with no attributes, as OpenInference starts them; ``attributes`` come at its end."""
+    span = pipe.tracer.start_span(name, context=_ctx(parent) if parent is not None else None)
+    span.auditspan_end_attributes = attributes
+    return span
+
+
+def _end(span: Any) -> None:
+    span.set_attributes(span.auditspan_end_attributes)
+    span.end()
+
+
+def _oi_tool(pipe: Pipeline, name: str, parent: Any) -> Any:
+    return _openinference(
+        pipe,
+        name,
+        parent,
+        **{attr.OPENINFERENCE_SPAN_KIND: "TOOL", attr.OPENINFERENCE_TOOL_NAME: name, attr.INPUT_VALUE: "{}"},
+    )
+
+
+def test_held_records_go_up_through_chain_spans_and_nested_turns_keep_their_own(pipe: Pipeline) -> None:
+    agent = _openinference(pipe, "outer agent", None, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    chain = _openinference(pipe, "RunnableSequence", agent, **{attr.OPENINFERENCE_SPAN_KIND: "CHAIN"})
+    first = _oi_tool(pipe, "search", chain)
+    _end(first)
+    inner = _openinference(pipe, "inner agent", chain, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    second = _oi_tool(pipe, "fetch", inner)
+    _end(second)
+    _end(inner)
+    plain = pipe.tracer.start_span("no kind at all", context=_ctx(chain))  # ends as no agent or tool
+    third = _oi_tool(pipe, "read", plain)
+    _end(third)
+    plain.end()
+    _end(chain)
+    assert _written(pipe) == []  # everything waits for the outermost span of unknown kind
+    _end(agent)
+    records = pipe.records()
+    outer, nested = _ids(pipe.spans()["outer agent"])["span_id"], _ids(pipe.spans()["inner agent"])["span_id"]
+    assert [(r["event_type"], r.get("tool_name"), r["turn_id"]) for r in records] == [
+        ("turn_start", None, outer),
+        ("tool_call_attempt", "search", outer),
+        ("tool_call_complete", "search", outer),
+        ("turn_start", None, nested),
+        ("tool_call_attempt", "fetch", nested),
+        ("tool_call_complete", "fetch", nested),
+        ("turn_end", None, nested),
+        ("tool_call_attempt", "read", outer),
+        ("tool_call_complete", "read", outer),
+        ("turn_end", None, outer),
+    ]
+    assert [r["agent_id"] for r in records if r["turn_id"] == nested] == ["inner agent"] * 4
+    assert records[-1]["function_calls_count"] == 2 and records[6]["function_calls_count"] == 1
+    assert pipe.processor.open_spans() == 0
+
+
+def test_held_records_under_a_root_that_is_no_agent_are_written_when_it_ends(pipe: Pipeline) -> None:
+    root = _openinference(pipe, "RunnableLambda", None, **{attr.OPENINFERENCE_SPAN_KIND: "CHAIN"})
+    _end(_oi_tool(pipe, "search", root))
+    assert _written(pipe) == []
+    _end(root)
+    records = pipe.records()
+    assert [(r["event_type"], r["turn_id"]) for r in records] == [
+        ("tool_call_attempt", None),
+        ("tool_call_complete", None),
+    ]
+
+
+def test_holding_is_bounded_and_past_the_bound_records_are_written_at_once(tmp_path: Path) -> None:
+    pipe = Pipeline(tmp_path / "audit.jsonl", max_held_records=3)
+    agent = _openinference(pipe, "agent", None, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    for name in ("t0", "t1", "t2"):
+        _end(_oi_tool(pipe, name, agent))
+    early = [(r["event_type"], r["tool_name"], r["turn_id"]) for r in _written(pipe)]
+    # t0's pair is held (2 of 3); t1's pair would pass the bound: written now, without a turn, as t2's.
+    assert early == [
+        ("tool_call_attempt", "t1", None),
+        ("tool_call_complete", "t1", None),
+        ("tool_call_attempt", "t2", None),
+        ("tool_call_complete", "t2", None),
+    ]
+    _end(agent)
+    records = pipe.records()
+    turn_id = _ids(pipe.spans()["agent"])["span_id"]
+    assert [(r["event_type"], r.get("tool_name"), r["turn_id"]) for r in records[4:]] == [
+        ("turn_start", None, turn_id),
+        ("tool_call_attempt", "t0", turn_id),
+        ("tool_call_complete", "t0", turn_id),
+        ("turn_end", None, turn_id),
+    ]
+    assert len({r["event_id"] for r in records}) == len(records) == 8
+    assert pipe.processor.stats.held_over_bound == 4 and pipe.processor.stats.records_held == 2
+    # The byte bound too: nothing of about 10 bytes fits.
+    small = Pipeline(tmp_path / "small.jsonl", max_held_bytes=10)
+    agent = _openinference(small, "agent", None, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    _end(_oi_tool(small, "t0", agent))
+    assert [r["event_type"] for r in _written(small)] == ["tool_call_attempt", "tool_call_complete"]
+    _end(agent)
+    assert [r["event_type"] for r in small.records()][2:] == ["turn_start", "turn_end"]
+    assert small.processor.stats.held_over_bound == 2
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _written(pipe: Pipeline) -> list[dict[str, Any]]:
+    """What the audit log has written (flushed), leaving the processor's held records where they are."""
+    assert pipe.log.force_flush()
+    return _read(pipe.path)
+
+
+def test_held_records_are_written_by_force_flush_and_shutdown(tmp_path: Path) -> None:
+    pipe = Pipeline(tmp_path / "audit.jsonl")
+    agent = _openinference(pipe, "agent", None, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    _end(_oi_tool(pipe, "t0", agent))
+    assert pipe.processor.force_flush()  # evidence is not kept back: written, without the turn
+    assert [(r["tool_name"], r["turn_id"]) for r in _written(pipe)] == [("t0", None), ("t0", None)]
+    _end(_oi_tool(pipe, "t1", agent))
+    pipe.processor.shutdown()  # the agent span never ends
+    pipe.log.shutdown()
+    records = _read(pipe.path)
+    assert [(r["event_type"], r["tool_name"]) for r in records] == [
+        ("tool_call_attempt", "t0"),
+        ("tool_call_complete", "t0"),
+        ("tool_call_attempt", "t1"),
+        ("tool_call_complete", "t1"),
+    ]
+    _end(agent)  # after shutdown: nothing more, nothing twice
+    assert len(_read(pipe.path)) == 4
+
+
+def test_held_records_of_a_span_forgotten_at_the_bound_are_written(tmp_path: Path) -> None:
+    pipe = Pipeline(tmp_path / "audit.jsonl", max_open_spans=2)
+    agent = _openinference(pipe, "agent", None, **{attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    _end(_oi_tool(pipe, "t0", agent))
+    others = [pipe.tracer.start_span(f"other {n}") for n in range(2)]  # the agent span is forgotten
+    assert [r["tool_name"] for r in _written(pipe)] == ["t0", "t0"]
+    _end(agent)
+    for span in others:
+        span.end()
     records = pipe.records()
     assert [r["event_type"] for r in records] == [
         "tool_call_attempt",
@@ -313,11 +484,6 @@ def test_openinference_spans_known_only_at_their_end(pipe: Pipeline) -> None:
         "turn_start",
         "turn_end",
     ]
-    assert records[0]["tool_name"] == "search"
-    assert records[0]["arguments_preview"] == "query with password=[REDACTED:password]"
-    assert records[1]["result_preview"] == "2 results"
-    assert records[2]["prompt_preview"] == "find it" and records[3]["content_preview"] == "found"
-    assert records[2]["timestamp"] < records[0]["timestamp"]  # the turn's own start time
 
 
 def _ctx(span: Any) -> Any:
@@ -628,6 +794,10 @@ def test_hostile_attribute_values_never_raise(pipe: Pipeline) -> None:
 def test_bad_arguments_are_refused_with_the_setting_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_open_spans"):
         AuditSpanProcessor(str(tmp_path / "a.jsonl"), max_open_spans=0)
+    with pytest.raises(ValueError, match="max_held_records"):
+        AuditSpanProcessor(str(tmp_path / "a.jsonl"), max_held_records=-1)
+    with pytest.raises(ValueError, match="max_held_bytes"):
+        AuditSpanProcessor(str(tmp_path / "a.jsonl"), max_held_bytes="big")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="audit_log"):
         AuditSpanProcessor(42)  # type: ignore[arg-type]
 
@@ -753,6 +923,90 @@ def test_fork_children_write_their_own_records_once_and_never_hang(tmp_path: Pat
     assert len({r["event_id"] for r in events}) == len(events)
     parent_turn = next(r for r in events if r["event_type"] == "turn_end" and r["agent_id"] == "parent")
     assert parent_turn["function_calls_count"] == 1  # the children's calls are not the parent's
+
+
+_FORK_HELD_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from auditspan.ingest import AuditSpanProcessor
+    from auditspan import attributes as attr
+
+    processor = AuditSpanProcessor(sys.argv[1])
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("rt")
+    agent = tracer.start_span("agent")  # OpenInference: the kind comes at the end
+    tool = tracer.start_span("search", context=trace.set_span_in_context(agent))
+    tool.set_attributes({attr.OPENINFERENCE_SPAN_KIND: "TOOL", attr.OPENINFERENCE_TOOL_NAME: "search"})
+    tool.end()  # its records are held under the agent span
+    pid = os.fork()
+    if pid == 0:
+        processor.force_flush()  # the held records are the parent's: the child writes none
+        provider.shutdown()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, status
+    agent.set_attributes({attr.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    agent.end()
+    provider.shutdown()
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_records_held_at_a_fork_are_written_once_by_the_parent(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_HELD_SCRIPT, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    events = [r for r in _read(path) if r["event_type"] != "audit_checkpoint"]
+    assert [(r["event_type"], r.get("tool_name"), r["agent_id"]) for r in events] == [
+        ("turn_start", None, "agent"),
+        ("tool_call_attempt", "search", "agent"),
+        ("tool_call_complete", "search", "agent"),
+        ("turn_end", None, "agent"),
+    ]
+
+
+_SIGNAL_HELD_CHILD = r"""
+import sys, time
+from opentelemetry import trace
+from auditspan import configure
+from auditspan import attributes as attr
+
+handle = configure(audit_log=sys.argv[1], traces_exporter="none", environ={})
+tracer = handle.tracer_provider.get_tracer("rt")
+agent = tracer.start_span("agent")  # OpenInference: the kind comes at the end
+tool = tracer.start_span("search", context=trace.set_span_in_context(agent))
+tool.set_attributes({attr.OPENINFERENCE_SPAN_KIND: "TOOL", attr.OPENINFERENCE_TOOL_NAME: "search"})
+tool.end()
+print("READY", flush=True)  # the call's records are held under the open agent span
+time.sleep(60)
+print("NOT ENDED", flush=True)
+"""
+
+
+def test_sigterm_writes_the_records_held_under_an_open_span(tmp_path: Path) -> None:
+    import signal
+
+    log = tmp_path / "audit.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "AUDITSPAN_"))}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SIGNAL_HELD_CHILD, str(log)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "READY\n"
+    child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGTERM and "NOT ENDED" not in out
+    events = [r for r in _read(log) if r["event_type"] != "audit_checkpoint"]
+    assert [(r["event_type"], r["tool_name"]) for r in events] == [
+        ("tool_call_attempt", "search"),
+        ("tool_call_complete", "search"),
+    ]
 
 
 def test_a_call_without_an_agent_span_takes_agent_and_conversation_from_its_own_span(pipe: Pipeline) -> None:
