@@ -245,7 +245,7 @@ class _Unknown(_Open):
     OpenInference's LangChain instrumentor sets them): the records of the spans recognised
     under it wait here, in order, until it ends and its kind is known."""
 
-    __slots__ = ("closed", "held", "held_bytes")
+    __slots__ = ("closed", "held", "held_bytes", "taken")
 
     def __init__(self) -> None:
         super().__init__(_ROLE_UNKNOWN, None, None)
@@ -253,6 +253,8 @@ class _Unknown(_Open):
         self.held_bytes = 0
         #: Ended (or forgotten): nothing more is held here.
         self.closed = False
+        #: What was held when it closed (a re-run on a fresh stack takes the same records).
+        self.taken: list[dict[str, Any]] = []
 
 
 class _Ended:
@@ -459,8 +461,8 @@ class AuditSpanProcessor(SpanProcessor):
             raw = readable.attributes
             if (not raw or RECOGNITION_KEYS.isdisjoint(raw)) and not self._held_count:
                 assert isinstance(state, _Unknown)
-                state.closed = True  # nothing held anywhere, and its end makes it no agent or tool
-                return
+                if not self._take_held(state):  # no agent or tool, and nothing held under it
+                    return
         self._ended_span(_Ended(readable), state)
 
     @_deep.roomy
@@ -572,8 +574,10 @@ class AuditSpanProcessor(SpanProcessor):
     def _take_held(self, state: _Unknown) -> list[dict[str, Any]]:
         """The records held under an ended (or forgotten) span; nothing is held there after."""
         with self._lock:
+            if state.closed:
+                return state.taken
             state.closed = True
-            held = state.held
+            held = state.taken = state.held
             state.held = []
             self._held_count -= len(held)
             self._held_bytes -= state.held_bytes
