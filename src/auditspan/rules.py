@@ -79,7 +79,7 @@ from typing import Any, Final
 
 from auditspan._bounded import BoundReport
 from auditspan._config_files import ConfigDocument, ConfigError, _FieldError, read_config
-from auditspan.events import timestamp_to_ns
+from auditspan.events import BASE_FIELDS, timestamp_to_ns
 from auditspan.governance import DECISION_PRIORITY, normalize_decision
 from auditspan.semantic_types import OperationType, parse_operation_type
 
@@ -198,6 +198,34 @@ class RuleMatch:
     #: The trigger record's ``tool_name`` and ``turn_id`` (so a match can name the call it followed).
     trigger_tool_name: str | None = None
     trigger_turn_id: str | None = None
+
+    def event_fields(self, record: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+        """The fields of the event this match becomes: the matching record's envelope, then the match.
+
+        ``record`` is the canonical record the rule fired on (the follow-up call's attempt);
+        ``event_type`` the match event's tag (``behavior_rule_match``). The collector and the
+        ingesting span processor both write a match through it, so its record is the same
+        whichever way the calls came in.
+        """
+        fields: dict[str, Any] = {name: record[name] for name in BASE_FIELDS}
+        fields.update(
+            event_type=event_type,
+            severity="warning",
+            metadata={},
+            rule_name=self.rule,
+            action=self.action,
+            trigger_event_id=self.trigger_event_id,
+            trigger_span_id=self.trigger_span_id,
+            trigger_type=self.trigger_type,
+            trigger_target=self.trigger_target,
+            match_event_id=self.event_id,
+            match_type=self.type,
+            match_target=self.target,
+            elapsed_s=self.elapsed_s,
+            trigger_tool_name=self.trigger_tool_name or "",
+            trigger_turn_id=self.trigger_turn_id or "",
+        )
+        return fields
 
 
 # --------------------------------------------------------------------------- durations

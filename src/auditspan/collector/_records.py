@@ -2,19 +2,19 @@
 
 ``event_record`` is the record of any event once its span ids and semantic
 type are known; ``bare_record`` the record of an event whose routing failed
-(still written, without span ids); ``rule_match_fields`` the fields of the
-event a behavioural rule's match becomes. Writing them is ``_writer``'s job.
+(still written, without span ids); a behavioural rule's match becomes an event
+through ``RuleMatch.event_fields``. Writing them is ``_writer``'s job.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..events import BASE_FIELDS, ToolCallCompleteEvent
+from ..events import ToolCallCompleteEvent
 from ..records import build_record, empty_governance
 from ..semantic_types import OperationType
 
-__all__ = ["AGENT_ACTION", "bare_record", "event_record", "rule_match_fields"]
+__all__ = ["AGENT_ACTION", "bare_record", "event_record"]
 
 AGENT_ACTION = OperationType.AGENT_ACTION.value
 _COMPLETE = ToolCallCompleteEvent.event_type
@@ -83,30 +83,3 @@ def bare_record(fields: dict[str, Any], event_id: str, ids: Any, position: int) 
             "type": "AGENT_ACTION",
             "governance": empty_governance(),
         }
-
-
-def rule_match_fields(record: dict[str, Any], match: Any, event_type: str) -> dict[str, Any]:
-    """The fields of the event a rule match becomes: the triggering call's envelope, then the match.
-
-    ``record`` is the record of the call the rule fired on, ``match`` a
-    ``rules.RuleMatch``, ``event_type`` the match event's tag.
-    """
-    fields: dict[str, Any] = {name: record[name] for name in BASE_FIELDS}
-    fields.update(
-        event_type=event_type,
-        severity="warning",
-        metadata={},
-        rule_name=match.rule,
-        action=match.action,
-        trigger_event_id=match.trigger_event_id,
-        trigger_span_id=match.trigger_span_id,
-        trigger_type=match.trigger_type,
-        trigger_target=match.trigger_target,
-        match_event_id=match.event_id,
-        match_type=match.type,
-        match_target=match.target,
-        elapsed_s=match.elapsed_s,
-        trigger_tool_name=match.trigger_tool_name or "",
-        trigger_turn_id=match.trigger_turn_id or "",
-    )
-    return fields

@@ -62,7 +62,7 @@ from ._attributes import (
     turn_incomplete_attributes,
     turn_name,
 )
-from ._records import AGENT_ACTION, event_record, rule_match_fields
+from ._records import AGENT_ACTION, event_record
 
 if TYPE_CHECKING:
     from ..rules import RuleEngine, RuleMatch
@@ -727,7 +727,7 @@ class StateMachine:
     def _on_rule_match(self, call: Call, record: dict[str, Any], match: RuleMatch, ts: int) -> dict[str, Any]:
         """A behavioural rule fired on this call: span event, attributes and a record of its own."""
         self.stats.rule_matches += 1
-        fields = rule_match_fields(record, match, attr.EVENT_TYPE_RULE_MATCH)
+        fields = match.event_fields(record, attr.EVENT_TYPE_RULE_MATCH)
         # Its id from its content alone (the match's and the trigger's event ids make it unique): the
         # same match gets the same id whatever position its call's records have in a replayed log.
         match_event = Event(fields, self.ids.event_id(fields, 0), ts)

@@ -77,7 +77,6 @@ from .._bounded import BoundReport
 from .._ids import RandomIds
 from ..audit_log import AuditLogExporter, AuditLogExportResult, open_audit_log
 from ..classification import Classification, Classifier
-from ..events import BASE_FIELDS
 from ..governance import governance_envelope, strongest_decision
 from ..records import build_record
 from ..redaction import CapturePolicy, Redactor
@@ -1007,24 +1006,7 @@ class AuditSpanProcessor(SpanProcessor):
     def _rule_match(self, record: dict[str, Any], match: RuleMatch, call: _Call) -> dict[str, Any]:
         """A behavioural rule fired on this call's attempt: its own record, as ``SpanCollector`` writes it."""
         self.stats.rule_matches += 1
-        fields: dict[str, Any] = {name: record[name] for name in BASE_FIELDS}
-        fields.update(
-            event_type=attr.EVENT_TYPE_RULE_MATCH,
-            severity="warning",
-            metadata={},
-            rule_name=match.rule,
-            action=match.action,
-            trigger_event_id=match.trigger_event_id,
-            trigger_span_id=match.trigger_span_id,
-            trigger_type=match.trigger_type,
-            trigger_target=match.trigger_target,
-            match_event_id=match.event_id,
-            match_type=match.type,
-            match_target=match.target,
-            elapsed_s=match.elapsed_s,
-            trigger_tool_name=match.trigger_tool_name or "",
-            trigger_turn_id=match.trigger_turn_id or "",
-        )
+        fields = match.event_fields(record, attr.EVENT_TYPE_RULE_MATCH)
         telemetry = record["telemetry"]
         trace_hex, span_hex = telemetry["trace_id"], telemetry["span_id"]
         governance = {
