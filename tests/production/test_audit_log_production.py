@@ -329,6 +329,80 @@ def test_forked_children_rotating_one_path_lose_nothing(tmp_path: Path) -> None:
     assert set(seen) == expected and max(seen.values()) == 1
 
 
+SMALL_ROTATE_BYTES = 4096
+#: What ``_fitting`` leaves free for checkpoints (``_sink._CHECKPOINT_RESERVE``).
+LINES_LIMIT = SMALL_ROTATE_BYTES - 600
+
+
+def _fill_to_the_lines_limit(log: JsonLinesAuditLog, path: Path) -> int:
+    """Write records through ``log`` until ``path`` is a few bytes short of where lines stop fitting."""
+    from auditspan.records import encode_record
+
+    overhead = 0  # what sealing adds to a line (its chain object)
+    n = 0
+    while True:
+        size = path.stat().st_size
+        line = encode_record({"event_type": "base", "who": "filler", "n": n, "pad": ""})
+        if overhead and LINES_LIMIT - size < 2 * (len(line) + overhead):
+            # One last line that leaves 2 bytes (a seq one digit longer must still fit).
+            pad = LINES_LIMIT - size - len(line) - overhead - 2
+            line = encode_record({"event_type": "base", "who": "filler", "n": n, "pad": "x" * pad})
+            log.export_lines((line,))
+            return n + 1
+        log.export_lines((line,))
+        overhead = path.stat().st_size - size - len(line)
+        n += 1
+
+
+@pytest.mark.parametrize("trigger", ["shutdown", "rotation", "interval"])
+def test_checkpoints_of_two_writers_never_push_a_file_beyond_rotate_bytes(
+    tmp_path: Path, trigger: str
+) -> None:
+    """Each writer keeps room for one checkpoint, but several writers share a file: writer A's
+    checkpoint fills the room, then writer B's (at its shutdown, at the rotation its next line
+    causes, or when its interval is due) must not be appended beyond ``rotate_bytes`` -- it goes
+    to a new file. Two logs on one path in one process lock against each other as two
+    processes do (each its own open file), and make the interleaving exact."""
+    from auditspan.audit_log.verify import verify_logs
+    from auditspan.records import encode_record
+
+    path = tmp_path / "audit.jsonl"
+    a = JsonLinesAuditLog(path, fsync="always", rotate_bytes=SMALL_ROTATE_BYTES, retain=100)
+    b = JsonLinesAuditLog(
+        path,
+        fsync="always",
+        rotate_bytes=SMALL_ROTATE_BYTES,
+        retain=100,
+        checkpoint_interval_s=0.05 if trigger == "interval" else 10.0,
+    )
+    assert b.export_lines((encode_record({"event_type": "base", "who": "b", "n": 0}),)).name == "SUCCESS"
+    filled = _fill_to_the_lines_limit(a, path)
+    assert LINES_LIMIT - 10 <= path.stat().st_size <= LINES_LIMIT  # the interleaving under test
+    a.shutdown()  # A's checkpoint takes most of the room kept for checkpoints
+    assert path.stat().st_size > LINES_LIMIT + 300
+    if trigger == "shutdown":
+        b.shutdown()
+    else:
+        if trigger == "interval":
+            time.sleep(0.1)  # B's checkpoint is due before its next line
+        assert b.export_lines((encode_record({"event_type": "base", "who": "b", "n": 1}),)).name == "SUCCESS"
+        b.shutdown()
+    files = sorted(tmp_path.iterdir())
+    sizes = {file.name: file.stat().st_size for file in files}
+    assert max(sizes.values()) <= SMALL_ROTATE_BYTES, sizes
+    assert len(files) == a.stats.rotations + b.stats.rotations + 1 >= 2, sizes
+    seen = Counter(
+        (record["who"], record["n"]) for record in map(json.loads, event_lines(audit_lines(*files)))
+    )
+    expected = {("filler", n): 1 for n in range(filled)}
+    expected |= {("b", n): 1 for n in range(1 if trigger == "shutdown" else 2)}
+    assert seen == Counter(expected)
+    assert a.stats.checkpoints == 1 and b.stats.checkpoints >= 1
+    report = verify_logs([path])
+    assert report.intact, report.problems
+    assert report.checkpoints == a.stats.checkpoints + b.stats.checkpoints
+
+
 def test_the_fork_registry_keeps_nothing_alive(tmp_path: Path) -> None:
     import gc
     import weakref

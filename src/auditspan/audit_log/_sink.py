@@ -228,7 +228,8 @@ class _Sink:
                 while done < len(lines):
                     size = self._prepare(fd)
                     if chain is not None and chain.due():
-                        self._write_checkpoint(fd, size, "count")
+                        fd, turned = self._write_checkpoint(fd, size, "count")
+                        rotations += turned
                         continue
                     if chain is None:
                         piece: Sequence[bytes] = lines[done:]
@@ -237,7 +238,10 @@ class _Sink:
                     end = self._fitting(piece, 0, size)
                     if end == 0:
                         if chain is not None and chain.pending():
-                            self._write_checkpoint(fd, size, "rotation")
+                            fd, turned = self._write_checkpoint(fd, size, "rotation")
+                            rotations += turned
+                            if turned:  # it went to a new file already: the lines go there too
+                                continue
                         fd = self._rotate(fd)
                         rotations += 1
                         continue
@@ -248,7 +252,8 @@ class _Sink:
                     if chain is not None:
                         chain.commit(end)
                         if chain.seq - chain.covered >= chain.every:
-                            self._write_checkpoint(fd, self._known_end, "count")
+                            fd, turned = self._write_checkpoint(fd, self._known_end, "count")
+                            rotations += turned
         except OSError as exc:
             raise _WriteError(done, rotations, exc) from exc
         return rotations
@@ -270,23 +275,37 @@ class _Sink:
             chain.start(self._last_line(fd, size))
         return size
 
-    def _write_checkpoint(self, fd: int, size: int, reason: str) -> None:
-        """Under the lock: append the chain's checkpoint."""
+    def _write_checkpoint(self, fd: int, size: int, reason: str) -> tuple[int, int]:
+        """Under the lock: append the chain's checkpoint to the file of ``fd`` (``size`` bytes
+        long); returns the descriptor written to and the rotations that took.
+
+        Lines leave ``_CHECKPOINT_RESERVE`` bytes free, but that room is shared: every process
+        writing the path may put its checkpoint in it (one at a count, the next at its rotation
+        or shutdown). A checkpoint that no longer fits goes to a new file, so that no file grows
+        beyond ``rotate_bytes``; it covers its chain's lines in the file before as well.
+        """
         assert self.chain is not None
         line, checkpoint = self.chain.checkpoint_line(reason)
+        rotations = 0
+        while self._rotate_bytes and size and size + len(line) > self._rotate_bytes:
+            fd = self._rotate(fd)
+            rotations += 1
+            size = self._prepare(fd)
         self._write_all(fd, line, size)
         self._known_end = size + len(line)
         self.chain.checkpoint_written()
         self.witnessed.append(checkpoint)
+        return fd, rotations
 
-    def checkpoint(self, reason: str) -> None:
-        """Append a checkpoint of the lines no checkpoint covers yet (none pending: nothing).
+    def checkpoint(self, reason: str) -> int:
+        """Append a checkpoint of the lines no checkpoint covers yet (none pending: nothing);
+        returns the rotations that took (a checkpoint that does not fit goes to a new file).
 
         The caller holds the I/O lock. Raises OSError when it cannot be written.
         """
         chain = self.chain
         if chain is None or not chain.pending():
-            return
+            return 0
         if self.stream is not None or not self.regular:
             line, checkpoint = chain.checkpoint_line(reason)
             if self.stream is not None:
@@ -299,11 +318,11 @@ class _Sink:
                 self._write_all(self._fd, line, None)
             chain.checkpoint_written()
             self.witnessed.append(checkpoint)
-            return
+            return 0
         fd = self._current()
         with self._locked(fd):
             fd = self._follow_rotation(fd)
-            self._write_checkpoint(fd, self._prepare(fd), reason)
+            return self._write_checkpoint(fd, self._prepare(fd), reason)[1]
 
     def _seal_unlocked(self, lines: Sequence[bytes]) -> Sequence[bytes]:
         """Seal for a target without a file lock (stream, pipe): no line to link to."""

@@ -399,6 +399,12 @@ class JsonLinesAuditLog:
         self.stats.records_written += done
         self.stats.bytes_written += sum(len(line) for line in lines[:done])
 
+    def _count_rotations(self, rotations: int) -> None:
+        """Count the rotations a checkpoint took (it went to a new file)."""
+        if rotations:
+            with self._cond:
+                self.stats.rotations += rotations
+
     # -- the I/O lock ------------------------------------------------------------
     def _io_acquire(self, timeout: float = -1) -> bool:
         if not self._io_lock.acquire(timeout=timeout):
@@ -483,14 +489,16 @@ class JsonLinesAuditLog:
             return
         if not self._io_acquire(timeout):
             return
+        rotations = 0
         try:
-            self._sink.checkpoint(reason)
+            rotations = self._sink.checkpoint(reason)
         except OSError as exc:
             self._report_failure(exc)
         except Exception:  # a bug must not kill the writer thread
             _logger.exception("auditspan: audit log checkpoint failed")
         finally:
             self._io_release()
+        self._count_rotations(rotations)
         self._witness()
 
     def _witness(self) -> None:
@@ -597,8 +605,9 @@ class JsonLinesAuditLog:
                 self._queue.clear()
         if not self._io_acquire(timeout_millis / 1000):
             return  # a write is stuck (a stalled pipe): leave the descriptor to the process's exit
+        rotations = 0
         try:
-            self._sink.checkpoint("shutdown")
+            rotations = self._sink.checkpoint("shutdown")
         except Exception as exc:
             self._report_failure(exc)
         try:
@@ -607,6 +616,7 @@ class JsonLinesAuditLog:
             self._sync_failed(exc)
         finally:
             self._io_release()
+        self._count_rotations(rotations)
         self._witness()
         _live.discard(self)
 
