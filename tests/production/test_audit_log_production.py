@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 
 from auditspan import configure
-from auditspan.audit_log import JsonLinesAuditLog
+from auditspan.audit_log import AuditLogExportResult, JsonLinesAuditLog
 from auditspan.configuration import ConfigurationError
 from auditspan.records import build_record
 
@@ -401,6 +401,47 @@ def test_checkpoints_of_two_writers_never_push_a_file_beyond_rotate_bytes(
     report = verify_logs([path])
     assert report.intact, report.problems
     assert report.checkpoints == a.stats.checkpoints + b.stats.checkpoints
+
+
+def test_a_rotation_releases_the_lock_of_the_old_file_that_an_idle_forked_child_shares(
+    tmp_path: Path,
+) -> None:
+    """A forked child shares its parent's open file, and an flock belongs to the open file: a
+    rotation that only closed the old file left it locked as long as a child that never wrote
+    (an idle worker) lived, and every other writer still on the old file waited for it."""
+    from auditspan.records import encode_record
+
+    path = tmp_path / "audit.jsonl"
+    a = JsonLinesAuditLog(path, fsync="always", rotate_bytes=SMALL_ROTATE_BYTES, retain=100)
+    b = JsonLinesAuditLog(path, fsync="always", rotate_bytes=SMALL_ROTATE_BYTES, retain=100)
+    pid = os.fork()
+    if pid == 0:  # an idle worker: holds its copies of the open files, writes nothing
+        time.sleep(60)
+        os._exit(0)
+    try:
+        n = 0
+        while not a.stats.rotations:  # A rotates the file B still has open
+            a.export_lines((encode_record({"event_type": "base", "who": "a", "n": n}),))
+            n += 1
+        results: list[AuditLogExportResult] = []
+        writer = threading.Thread(
+            target=lambda: results.append(
+                b.export_lines((encode_record({"event_type": "base", "who": "b"}),))
+            )
+        )
+        writer.start()
+        writer.join(10)
+        hung = writer.is_alive()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    writer.join(10)
+    assert not hung, "B waited for the lock of the file A rotated away"
+    assert results == [AuditLogExportResult.SUCCESS]
+    a.shutdown()
+    b.shutdown()
+    whos = Counter(json.loads(line)["who"] for line in event_lines(audit_lines(*tmp_path.iterdir())))
+    assert whos == Counter({"a": n, "b": 1})
 
 
 def test_the_fork_registry_keeps_nothing_alive(tmp_path: Path) -> None:

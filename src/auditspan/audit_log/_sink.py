@@ -489,13 +489,25 @@ class _Sink:
             mine = os.fstat(fd)
             if named is not None and (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino):
                 return fd
-            self._fd = -1
-            os.close(fd)  # releases its lock
+            self._close_locked(fd)
             self._open()
             fd = self._fd
             if self._lockable:
                 fcntl.flock(fd, fcntl.LOCK_EX)
         raise _path_error(errno.EAGAIN, self.path, "keeps being replaced by other processes")
+
+    def _close_locked(self, fd: int) -> None:
+        """Unlock and close a file this process holds locked (``_fd`` is -1 from here on).
+
+        Closing alone does not release the lock when a forked child still holds a copy of the
+        descriptor (one that has not written yet: an idle worker): the lock belongs to the open
+        file, and would stay held for as long as that child lives.
+        """
+        self._fd = -1
+        if self._lockable:
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
     def _rotate(self, fd: int) -> int:
         """Under the lock: rename the file away and open a new one; returns it, locked."""
@@ -511,10 +523,9 @@ class _Sink:
             self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         else:
             self.path.unlink(missing_ok=True)
-        # Closing the old file releases its lock: other processes waiting for it then find the
-        # path renamed and follow it to the new file.
-        self._fd = -1
-        os.close(fd)
+        # Other processes waiting for the old file's lock then find the path renamed and follow
+        # it to the new file.
+        self._close_locked(fd)
         self._open()
         if self._lockable:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
