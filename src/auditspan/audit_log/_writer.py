@@ -44,7 +44,8 @@ How it keeps records and the agent safe:
   anew), rotates if the lines would overflow ``rotate_bytes``, writes whole
   lines, and releases the lock. So no process writes into a file that was
   rotated away, no two rotate at once, and a file never exceeds
-  ``rotate_bytes`` unless it holds a single record larger than that.
+  ``rotate_bytes`` unless it holds a single record larger than that (a
+  checkpoint that does not fit goes to a new file, as a line does).
 * A pipe, a FIFO, a terminal, ``/dev/stdout`` or ``/dev/null`` works as a
   target: no rotation (``rotate_bytes`` is refused), no fsync, no seek; lines
   are written in pieces of at most ``PIPE_BUF`` bytes made of whole lines, so
