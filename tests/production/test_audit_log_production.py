@@ -643,6 +643,45 @@ def test_signal_during_a_write_on_the_main_thread_is_handled_after_it(tmp_path: 
     assert records == expected_turns(rec=50) + Counter({("last", 0, "turn_start"): 1})
 
 
+def test_signal_right_after_the_main_thread_takes_the_io_lock_waits_for_the_write(tmp_path: Path) -> None:
+    """The handler must tell that its own thread holds the I/O lock from the moment the lock is
+    taken: a SIGTERM between taking it and recording who took it made the handler wait its whole
+    5 s for itself, and end the process before the line it interrupted was written."""
+    code = """
+    path = sys.argv[1]
+    handle = configure(audit_log=path, traces_exporter="none")
+    from auditspan.audit_log import JsonLinesAuditLog
+    handle.collector.audit_log.shutdown()
+    log = handle.collector.audit_log = JsonLinesAuditLog(path, fsync="always")
+    emitter = handle.emitter("s")
+    turns(emitter, "rec", 50)
+
+    class SignalOnAcquire:
+        def __init__(self, lock):
+            self.lock, self.fired = lock, False
+        def acquire(self, *args, **kwargs):
+            taken = self.lock.acquire(*args, **kwargs)
+            if not self.fired:  # handled at once: the lock is taken, nothing more
+                self.fired = True
+                os.kill(os.getpid(), signal.SIGTERM)
+            return taken
+        def release(self):
+            self.lock.release()
+        def _is_owned(self):
+            return self.lock._is_owned()
+
+    log._io_lock = SignalOnAcquire(log._io_lock)
+    turns(emitter, "last", 1)
+    print("NOT ENDED", flush=True)
+    """
+    path = tmp_path / "audit.jsonl"
+    result = run_child(code, str(path), timeout=60)
+    assert result.returncode == -signal.SIGTERM, result.stderr[-3000:]
+    assert "NOT ENDED" not in result.stdout
+    records = turn_records(audit_lines(path))
+    assert records == expected_turns(rec=50) + Counter({("last", 0, "turn_start"): 1})
+
+
 def test_signal_handlers_only_from_the_main_thread_and_never_over_an_ignored_signal(tmp_path: Path) -> None:
     code = """
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup

@@ -150,7 +150,7 @@ def _live_logs() -> list[JsonLinesAuditLog]:
 def _flush_for_signal(deadline: float) -> bool:
     """Write and sync every live log before ``deadline``; False when this thread is mid-write."""
     logs = _live_logs()
-    if any(log._io_owner == threading.get_ident() for log in logs):
+    if any(log._io_held_here() for log in logs):
         return False
     for log in logs:
         if not log._closed:
@@ -259,8 +259,10 @@ class JsonLinesAuditLog:
         self._cond = threading.Condition(self._lock)
         # Never taken while holding ``_lock`` (and never the other way round but in a fork's
         # preparation, which takes ``_lock`` first): the writer and the fork cannot deadlock.
-        self._io_lock = threading.Lock()
-        self._io_owner = 0  # the thread holding _io_lock: a signal handler must not wait for itself
+        # Reentrant only so that a signal handler can ask whether its own thread holds it (it
+        # must then not wait for itself): ``_is_owned()`` is set within the acquire, so that no
+        # signal can come between taking the lock and recording who took it. Never re-entered.
+        self._io_lock = threading.RLock()
         self._in_flight = 0
         self._closed = False
         self._last_sync = time.monotonic()
@@ -408,13 +410,13 @@ class JsonLinesAuditLog:
 
     # -- the I/O lock ------------------------------------------------------------
     def _io_acquire(self, timeout: float = -1) -> bool:
-        if not self._io_lock.acquire(timeout=timeout):
-            return False
-        self._io_owner = threading.get_ident()
-        return True
+        return self._io_lock.acquire(timeout=timeout)
+
+    def _io_held_here(self) -> bool:
+        """This thread holds the I/O lock (a signal handler asks: it must not wait for itself)."""
+        return bool(self._io_lock._is_owned())  # type: ignore[attr-defined]  # RLock's, as Condition uses
 
     def _io_release(self) -> None:
-        self._io_owner = 0
         self._io_lock.release()
         if _signals._deferred:  # a signal came during this write: handle it now that it is whole
             _signals.run_deferred()
@@ -647,8 +649,7 @@ class JsonLinesAuditLog:
         self._held_for_fork.clear()
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self._io_lock = threading.Lock()
-        self._io_owner = 0
+        self._io_lock = threading.RLock()
         # What the parent had queued is the parent's to write: the child keeps none of it.
         self._queue = deque()
         self._in_flight = 0
