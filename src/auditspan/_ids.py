@@ -24,6 +24,8 @@ from typing import Any
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import INVALID_SPAN_ID, INVALID_TRACE_ID
 
+from . import _fork
+
 
 class RandomIds:
     """Random ids, as the SDK's ``RandomIdGenerator`` makes them; event ids unique per process."""
@@ -33,8 +35,6 @@ class RandomIds:
     def __init__(self) -> None:
         self._prefix = os.urandom(8).hex()
         self._counter = count(1)
-        from . import _fork
-
         _fork.track(self, tier=0)
 
     def _fork_child(self) -> None:

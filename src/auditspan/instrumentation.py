@@ -101,6 +101,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from . import _deep
 from ._fork import fork_safe_lock
 from .collector import SpanCollector
+from .configuration import configure
 from .emitter import AuditEmitter
 from .exporters.otlp_file import OtlpJsonFileLogExporter, OtlpJsonFileSpanExporter
 from .ingest import AuditSpanProcessor
@@ -143,8 +144,6 @@ def process_collector() -> SpanCollector:
     global _default_handle
     with _default_lock:
         if _default_handle is None:
-            from .configuration import configure
-
             resource = _auto_instrumentation_resource()
             if resource is not None:
                 # Built by the distro from the OTEL_* settings: auditspan builds its own pipeline from the
