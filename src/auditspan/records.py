@@ -27,6 +27,9 @@ from typing import Any
 
 import orjson
 
+from .events import ToolCallCompleteEvent
+from .semantic_types import OperationType
+
 __all__ = [
     "ENVELOPE_KEYS",
     "build_record",
@@ -67,6 +70,52 @@ def build_record(
         "governance": governance if governance is not None else empty_governance(),
         "telemetry": {"duration_ms": duration_ms, "trace_id": trace_id, "span_id": span_id},
     }
+
+
+#: The semantic type of an event that is no tool call (a turn's error, a guardrail's verdict).
+AGENT_ACTION = OperationType.AGENT_ACTION.value
+_COMPLETE = ToolCallCompleteEvent.event_type
+
+
+def event_record(
+    fields: dict[str, Any],
+    event_id: str,
+    trace_id: int,
+    span_id: int,
+    operation_type: str,
+    governance: dict[str, Any] | None = None,
+    classification: Any = None,
+) -> dict[str, Any]:
+    """The canonical record of an event: its fields, its semantic type and target, its span's ids.
+
+    A tool call's ``classification`` gives the type, target and parameters;
+    an event of no tool call (an error, a skill used) of type ``AGENT_ACTION``
+    names its kind as its ``custom_type``. A zero id is no id (``null``).
+    """
+    parameters: dict[str, Any] = {}
+    target = None
+    if classification is not None:
+        operation_type = classification.type
+        target = classification.target
+        parameters = dict(classification.parameters)
+        if classification.custom_type:
+            parameters.setdefault("custom_type", classification.custom_type)
+    elif operation_type == AGENT_ACTION:
+        parameters["custom_type"] = fields["event_type"]
+    duration = fields.get("duration_ms") if fields["event_type"] == _COMPLETE else None
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
+        duration = None
+    return build_record(
+        fields,
+        event_id=event_id,
+        operation_type=operation_type,
+        target=target,
+        parameters=parameters,
+        governance=governance,
+        duration_ms=duration,
+        trace_id=f"{trace_id:032x}" if trace_id else None,
+        span_id=f"{span_id:016x}" if span_id else None,
+    )
 
 
 def empty_governance() -> dict[str, Any]:

@@ -78,7 +78,7 @@ from .._ids import RandomIds
 from ..audit_log import AuditLogExporter, AuditLogExportResult, open_audit_log
 from ..classification import Classification, Classifier
 from ..governance import governance_envelope, strongest_decision
-from ..records import build_record
+from ..records import AGENT_ACTION, event_record
 from ..redaction import CapturePolicy, Redactor
 from ..rules import BehaviourRule, RuleEngine, RuleMatch
 from ._conventions import (
@@ -980,28 +980,20 @@ class AuditSpanProcessor(SpanProcessor):
         governance: dict[str, Any] | None = None,
         custom_type: str | None = None,
     ) -> dict[str, Any]:
-        parameters: dict[str, Any] = {}
-        target = None
-        if classification is not None:
-            operation_type = classification.type
-            target = classification.target
-            parameters = dict(classification.parameters)
-            if classification.custom_type:
-                parameters.setdefault("custom_type", classification.custom_type)
-        elif custom_type is not None:
-            parameters["custom_type"] = custom_type
-        duration = fields.get("duration_ms") if fields["event_type"] == "tool_call_complete" else None
-        return build_record(
+        """The canonical record of ``fields``, as the collector builds it (``records.event_record``);
+        ``custom_type`` names the kind of an event of no tool call (``guardrail``, ``error``)."""
+        record = event_record(
             fields,
-            event_id=self._ids.event_id(fields, 0),
-            operation_type=operation_type or "AGENT_ACTION",
-            target=target,
-            parameters=parameters,
-            governance=governance,
-            duration_ms=duration,
-            trace_id=f"{trace_id:032x}" if trace_id else None,
-            span_id=_hex_span(span_id) if span_id else None,
+            self._ids.event_id(fields, 0),
+            trace_id,
+            span_id,
+            operation_type or AGENT_ACTION,
+            governance,
+            classification,
         )
+        if classification is None and custom_type is not None:
+            record["parameters"]["custom_type"] = custom_type
+        return record
 
     def _rule_match(self, record: dict[str, Any], match: RuleMatch, call: _Call) -> dict[str, Any]:
         """A behavioural rule fired on this call's attempt: its own record, as ``SpanCollector`` writes it."""
